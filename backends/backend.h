@@ -1,0 +1,88 @@
+/* The backend seam. The decoder calls only these function pointers, so it never touches
+ * device memory itself: activations and the KV cache are device buffers allocated here.
+ * Shapes follow one rule: an activation matrix X of n rows (tokens) and d columns is stored
+ * row-major, X[t*d + i]. */
+#ifndef KP_BACKEND_H
+#define KP_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kuiper/kuiper.h"
+#include "../lib/tensor.h"
+
+typedef struct kp_backend kp_backend;
+
+typedef enum kp_rope_style {
+    KP_ROPE_NORM = 0, /* rotate adjacent pairs (2i, 2i+1): llama2.c, llama.cpp LLAMA */
+    KP_ROPE_NEOX = 1  /* rotate (i, i + d/2): Hugging Face rotate_half, qwen2 */
+} kp_rope_style;
+
+/* One attention call covers n_tok new query rows at positions pos0 .. pos0+n_tok-1; token t
+ * sees cache positions 0 .. pos0+t (causal). */
+typedef struct kp_attn_args {
+    float *out;          /* [n_tok][n_head*head_dim] */
+    const float *q;      /* [n_tok][n_head*head_dim], already roped */
+    const void *k_cache; /* [n_ctx][n_head_kv*head_dim] of kv_type, this layer */
+    const void *v_cache; /* same */
+    kp_kv_type kv_type;
+    int32_t pos0, n_tok;
+    int32_t n_head, n_head_kv, head_dim;
+    float scale;         /* usually 1/sqrt(head_dim) */
+    float *scratch;      /* device floats, at least n_head * (pos0 + n_tok); caller-owned */
+} kp_attn_args;
+
+typedef struct kp_backend_ops {
+    const char *name;
+    void (*destroy)(kp_backend *be);
+
+    /* -- memory: device buffers, 64-byte aligned */
+    void *(*buf_alloc)(kp_backend *be, size_t size);
+    void (*buf_free)(kp_backend *be, void *p, size_t size);
+    kp_status (*upload)(kp_backend *be, void *dst, const void *src, size_t n);
+    kp_status (*download)(kp_backend *be, void *dst, const void *src, size_t n);
+    kp_status (*sync)(kp_backend *be);
+    /* Non-zero if `matmul` and `embedding` accept weights of this type. */
+    int (*supports)(kp_backend *be, kp_dtype weight_type);
+
+    /* -- ops (all F32 activations unless stated) */
+    /* out[t] = row ids[t] of `table` (any supported dtype), as F32; out is [n][table cols]. */
+    void (*embedding)(kp_backend *be, float *out, const kp_tensor *table, const int32_t *ids, int n);
+    /* out[t] = w * x[t] / sqrt(mean(x[t]^2) + eps) for n rows of `dim`. out may equal x. */
+    void (*rmsnorm)(kp_backend *be, float *out, const float *x, const float *w, int n, int dim,
+                    float eps);
+    /* Bytes of `work` that matmul needs for n rows against a weight of this type and width. */
+    size_t (*matmul_work_size)(kp_backend *be, kp_dtype w_type, int64_t cols, int n);
+    /* Y[t][r] = sum_c W[r][c] * X[t][c] for t < n; W is (rows, cols) = (ne[1], ne[0]).
+     * Quantized weights quantize X into `work` first, the way ggml does for that type. */
+    void (*matmul)(kp_backend *be, float *y, const kp_tensor *w, const float *x, int n, void *work);
+    /* x[t][i] += b[i] for n rows of `dim` (bias add). */
+    void (*add_row)(kp_backend *be, float *x, const float *b, int n, int dim);
+    /* y[i] += x[i] for i < len (residual). */
+    void (*add)(kp_backend *be, float *y, const float *x, size_t len);
+    /* Rotates n rows of n_heads heads of head_dim at positions pos0+t. `freq_factors` (may be
+     * NULL) divides the frequency of pair i (Llama 3.1 scaling). */
+    void (*rope)(kp_backend *be, float *x, int n, int n_heads, int head_dim, int32_t pos0,
+                 float theta, const float *freq_factors, kp_rope_style style);
+    /* Copies n rows of kv_dim floats into the cache at rows pos0.. (converting to kv_type). */
+    void (*kv_store)(kp_backend *be, void *cache, kp_kv_type kv_type, const float *src, int32_t pos0,
+                     int n, int kv_dim);
+    void (*attention)(kp_backend *be, const kp_attn_args *a);
+    /* out[i] = silu(gate[i]) * up[i] for n rows of dim; out may equal gate. */
+    void (*swiglu)(kp_backend *be, float *out, const float *gate, const float *up, int n, int dim);
+} kp_backend_ops;
+
+/* A backend may be shared by sessions on several threads: implementations serialize their
+ * parallel work internally, and keep no per-call state outside the arguments. */
+struct kp_backend {
+    const kp_backend_ops *ops;
+    const kp_allocator *alloc;
+    kp_device device;
+};
+
+/* CPU backend; n_threads 0 = one per online CPU. */
+kp_status kp_backend_cpu_new(const kp_allocator *a, int n_threads, kp_backend **out);
+/* CUDA backend; KP_ERR_UNSUPPORTED when built without CUDA or no device is present. */
+kp_status kp_backend_cuda_new(const kp_allocator *a, kp_backend **out);
+
+#endif

@@ -1,0 +1,337 @@
+/*
+ * libkuiper: LLM inference for Llama-family models, with a stable C ABI.
+ *
+ * Conventions that hold for every function below unless its comment says otherwise:
+ * - Every fallible call returns a kp_status. On failure the calling thread's kp_last_error()
+ *   holds a one-line message naming the file, tensor, offset or token at fault, and every
+ *   `*out` pointer is left NULL; nothing is leaked.
+ * - `kp_x_new`/`kp_x_load` return an object the caller owns and releases with `kp_x_free`;
+ *   `kp_x_free(NULL)` is a no-op. Functions with `_borrow` return pointers owned by the
+ *   argument; their lifetime is stated with each one.
+ * - Output buffers are caller-owned (buf, cap, *len). A too-small buffer returns
+ *   KP_ERR_BUFFER_TOO_SMALL with *len set to the size needed.
+ * - Params structs start with their own size (`struct_size`) so fields can be appended
+ *   without breaking the ABI: always fill them with the matching `_init` function first.
+ * - Thread safety: a kp_model and a kp_tokenizer are immutable after loading and may be used
+ *   from any number of threads at once. A kp_session or kp_sampler must be used by one thread
+ *   at a time (kp_session_cancel is the exception).
+ * - The library never prints: messages go to the log callback given in the params, if any.
+ */
+#ifndef KUIPER_KUIPER_H
+#define KUIPER_KUIPER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(KP_BUILDING_LIBRARY)
+#define KP_API __declspec(dllexport)
+#elif defined(__GNUC__) && defined(KP_BUILDING_LIBRARY)
+#define KP_API __attribute__((visibility("default")))
+#else
+#define KP_API
+#endif
+
+/* ---------------------------------------------------------------- version */
+
+#define KP_VERSION_MAJOR 0
+#define KP_VERSION_MINOR 1
+#define KP_VERSION_PATCH 0
+#define KP_VERSION_NUMBER (KP_VERSION_MAJOR * 10000 + KP_VERSION_MINOR * 100 + KP_VERSION_PATCH)
+
+/* The library's version as "MAJOR.MINOR.PATCH"; a static string. Thread-safe. Compare with
+ * KP_VERSION_* to detect a header/library mismatch. */
+KP_API const char *kp_version(void);
+/* KP_VERSION_NUMBER of the library actually loaded. Thread-safe. */
+KP_API int kp_version_number(void);
+
+/* ---------------------------------------------------------------- errors */
+
+/* Values are stable: new codes are only ever appended. */
+typedef enum kp_status {
+    KP_OK = 0,
+    KP_ERR_INVALID_ARG = 1,       /* NULL handle, bad option value, bad flag */
+    KP_ERR_OUT_OF_MEMORY = 2,     /* the allocator returned NULL */
+    KP_ERR_IO = 3,                /* file could not be opened, mapped or read */
+    KP_ERR_FORMAT = 4,            /* the file is malformed, truncated or inconsistent */
+    KP_ERR_UNSUPPORTED = 5,       /* well-formed, but a feature we do not implement */
+    KP_ERR_BUFFER_TOO_SMALL = 6,  /* output buffer too small; *len says what is needed */
+    KP_ERR_TOKEN_OUT_OF_RANGE = 7,/* a token id outside [0, n_vocab) */
+    KP_ERR_CONTEXT_FULL = 8,      /* evaluation would exceed the session's context */
+    KP_ERR_TOKENIZER_MISMATCH = 9,/* tokenizer does not fit the model (e.g. vocab size) */
+    KP_ERR_CANCELLED = 10,        /* kp_session_cancel() or a callback stopped the work */
+    KP_ERR_INTERNAL = 11,         /* a bug in libkuiper: please report it */
+    KP_ERR_NOT_FOUND = 12         /* a named item (key, tensor, template) does not exist */
+} kp_status;
+
+/* Static text for a status code ("KP_ERR_FORMAT: malformed model file"); never NULL. */
+KP_API const char *kp_status_str(kp_status status);
+
+/* The detailed message of the last failing kp_ call made by the calling thread ("" if none).
+ * The pointer stays valid until the next kp_ call on this thread. */
+KP_API const char *kp_last_error(void);
+
+/* ---------------------------------------------------------------- hooks */
+
+/* Every host allocation the library makes goes through this allocator. `alloc` returns memory
+ * aligned to `alignment` (a power of two, at most 4096) or NULL; `free` receives the size that
+ * was asked for. Both may be called from any thread the library runs on. Memory-mapped model
+ * files are not allocations and do not go through it. */
+typedef struct kp_allocator {
+    void *(*alloc)(void *user, size_t size, size_t alignment);
+    void (*free)(void *user, void *ptr, size_t size);
+    void *user;
+} kp_allocator;
+
+typedef enum kp_log_level {
+    KP_LOG_ERROR = 0,
+    KP_LOG_WARN = 1,
+    KP_LOG_INFO = 2,
+    KP_LOG_DEBUG = 3
+} kp_log_level;
+
+/* Receives one message (no trailing newline); `msg` lives until the callback returns. */
+typedef void (*kp_log_fn)(void *user, kp_log_level level, const char *msg);
+
+/* ---------------------------------------------------------------- handles */
+
+typedef struct kp_model kp_model;         /* weights + config + tokenizer, immutable */
+typedef struct kp_tokenizer kp_tokenizer; /* vocabulary and encode/decode rules, immutable */
+typedef struct kp_session kp_session;     /* KV cache and scratch for one conversation */
+typedef struct kp_sampler kp_sampler;     /* sampling settings and RNG state */
+typedef struct kp_tensor kp_tensor;       /* typed n-d array on a device */
+
+typedef enum kp_device {
+    KP_DEVICE_CPU = 0,
+    KP_DEVICE_CUDA = 1
+} kp_device;
+
+/* ---------------------------------------------------------------- model */
+
+typedef struct kp_model_params {
+    size_t struct_size;            /* sizeof(kp_model_params), set by kp_model_params_init */
+    const kp_allocator *allocator; /* NULL: malloc/free. Copied; must outlive the model */
+    kp_log_fn log;                 /* NULL: silent */
+    void *log_user;
+    kp_log_level log_level;        /* messages above this level are dropped; default WARN */
+    const char *tokenizer_path;    /* NULL: the tokenizer stored in the model file. Required for
+                                      llama2.c checkpoints (they store none). Copied. */
+    int n_threads;                 /* worker threads for compute; 0: one per online CPU */
+    kp_device device;              /* default KP_DEVICE_CPU */
+} kp_model_params;
+
+/* Fills `p` with the defaults. */
+KP_API void kp_model_params_init(kp_model_params *p);
+
+/* Loads a model: llama2.c checkpoints (legacy v0, v1 fp32, v2 Q8_0) or GGUF (detected from the
+ * file's first bytes). The file is memory-mapped and stays mapped until kp_model_free. `p` may be
+ * NULL for defaults. On success *out owns the model; free it with kp_model_free after every
+ * session made from it has been freed. */
+KP_API kp_status kp_model_load(const char *path, const kp_model_params *p, kp_model **out);
+KP_API void kp_model_free(kp_model *m);
+
+/* The tokenizer the model was loaded with; owned by the model, valid until kp_model_free. */
+KP_API const kp_tokenizer *kp_model_tokenizer_borrow(const kp_model *m);
+
+typedef enum kp_model_info {
+    KP_INFO_N_VOCAB = 0,   /* rows of the output layer */
+    KP_INFO_N_CTX = 1,     /* maximum positions the model was trained for */
+    KP_INFO_N_EMBD = 2,
+    KP_INFO_N_LAYER = 3,
+    KP_INFO_N_HEAD = 4,
+    KP_INFO_N_HEAD_KV = 5,
+    KP_INFO_N_PARAMS = 6,  /* parameter count */
+    KP_INFO_N_BYTES = 7    /* bytes of weights */
+} kp_model_info;
+
+/* Reads one integer fact about the model; -1 for an unknown key. Thread-safe. */
+KP_API int64_t kp_model_info_get(const kp_model *m, kp_model_info key);
+
+/* Architecture name ("llama", "qwen2"); owned by the model. */
+KP_API const char *kp_model_arch_borrow(const kp_model *m);
+
+/* ---------------------------------------------------------------- tokenizer */
+
+typedef struct kp_tokenizer_params {
+    size_t struct_size;
+    const kp_allocator *allocator; /* NULL: malloc/free */
+    int32_t n_vocab;               /* needed for llama2.c tokenizer.bin (it stores no count); 0 otherwise */
+} kp_tokenizer_params;
+
+KP_API void kp_tokenizer_params_init(kp_tokenizer_params *p);
+
+/* Loads a tokenizer on its own: Hugging Face tokenizer.json, SentencePiece .model, llama2.c
+ * tokenizer.bin or the vocabulary stored in a GGUF file. Free with kp_tokenizer_free. */
+KP_API kp_status kp_tokenizer_load(const char *path, const kp_tokenizer_params *p, kp_tokenizer **out);
+KP_API void kp_tokenizer_free(kp_tokenizer *t);
+
+KP_API int32_t kp_tokenizer_n_vocab(const kp_tokenizer *t);
+/* Special ids; -1 when the tokenizer has none. */
+KP_API int32_t kp_tokenizer_bos(const kp_tokenizer *t);
+KP_API int32_t kp_tokenizer_eos(const kp_tokenizer *t);
+/* Non-zero if generation should stop at `id` (EOS, EOT, or model-specific end markers). */
+KP_API int kp_tokenizer_is_eog(const kp_tokenizer *t, int32_t id);
+
+#define KP_TOKENIZE_ADD_SPECIAL   (1u << 0) /* add BOS/EOS as the tokenizer's post-processor says */
+#define KP_TOKENIZE_PARSE_SPECIAL (1u << 1) /* special-token text in the input becomes special ids */
+
+/* Encodes `len` bytes of `text` (NUL is an ordinary byte). Writes at most `cap` ids; *n_ids gets
+ * the count (also on KP_ERR_BUFFER_TOO_SMALL, where it is the count needed). Invalid UTF-8:
+ * byte-level vocabularies encode the raw bytes; other vocabularies see U+FFFD in its place. */
+KP_API kp_status kp_tokenize(const kp_tokenizer *t, const char *text, size_t len, uint32_t flags,
+                             int32_t *ids, size_t cap, size_t *n_ids);
+
+/* The raw bytes of one token as it appears in decoded text (byte-fallback tokens give their one
+ * byte, byte-level tokens their bytes; no space stripping). */
+KP_API kp_status kp_token_to_piece(const kp_tokenizer *t, int32_t id, char *buf, size_t cap,
+                                   size_t *len);
+
+/* Decodes a whole id sequence to text, applying the tokenizer's decoder (leading-space strip,
+ * byte fusion). Special tokens are rendered as their text. */
+KP_API kp_status kp_detokenize(const kp_tokenizer *t, const int32_t *ids, size_t n, char *buf,
+                               size_t cap, size_t *len);
+
+/* ---------------------------------------------------------------- sampler */
+
+typedef enum kp_sampler_opt {
+    KP_SAMPLER_TEMPERATURE = 0, /* [0, 100]; 0 = greedy (first maximum wins). default 1 */
+    KP_SAMPLER_TOP_P = 1,       /* [0, 1]; 0 or 1 = off. default 1 */
+    KP_SAMPLER_SEED = 2         /* [0, 2^64-1] as a double holding an integer; default 0x5eed */
+} kp_sampler_opt;
+
+/* Makes a sampler. The RNG is llama2.c's xorshift*, so a given seed, temperature and top-p
+ * reproduce llama2.c's `run -s SEED` choices. `allocator` may be NULL. */
+KP_API kp_status kp_sampler_new(const kp_allocator *allocator, kp_sampler **out);
+KP_API void kp_sampler_free(kp_sampler *s);
+/* Sets one option. Out-of-bounds values return KP_ERR_INVALID_ARG and change nothing. Setting
+ * the seed also resets the RNG state. */
+KP_API kp_status kp_sampler_set(kp_sampler *s, kp_sampler_opt opt, double value);
+/* The inclusive bounds of an option. */
+KP_API kp_status kp_sampler_bounds(kp_sampler_opt opt, double *lo, double *hi);
+/* Picks one id from `n` logits (not modified). Advances the RNG once unless greedy. */
+KP_API kp_status kp_sampler_sample(kp_sampler *s, const float *logits, size_t n, int32_t *id);
+
+/* ---------------------------------------------------------------- session */
+
+typedef enum kp_kv_type {
+    KP_KV_F32 = 0,
+    KP_KV_F16 = 1
+} kp_kv_type;
+
+typedef struct kp_session_params {
+    size_t struct_size;
+    int32_t n_ctx;       /* positions to hold; 0: the model's maximum */
+    kp_kv_type kv_type;  /* default KP_KV_F32 */
+} kp_session_params;
+
+KP_API void kp_session_params_init(kp_session_params *p);
+
+/* A session holds the KV cache of one token sequence. It borrows `m`, which must outlive it. */
+KP_API kp_status kp_session_new(kp_model *m, const kp_session_params *p, kp_session **out);
+KP_API void kp_session_free(kp_session *s);
+
+#define KP_EVAL_LOGITS_NONE 0u      /* only fill the KV cache */
+#define KP_EVAL_LOGITS_LAST (1u << 0) /* logits of the last position (the usual) */
+#define KP_EVAL_LOGITS_ALL  (1u << 1) /* logits of every position of this call */
+
+/* Appends `n` tokens at the session's current position, evaluating them as one batch.
+ * Fails with KP_ERR_TOKEN_OUT_OF_RANGE or KP_ERR_CONTEXT_FULL before changing anything. */
+KP_API kp_status kp_session_eval(kp_session *s, const int32_t *ids, size_t n, uint32_t flags);
+
+/* Logits of row `i` of the last kp_session_eval (row 0 with KP_EVAL_LOGITS_LAST; rows 0..n-1
+ * with KP_EVAL_LOGITS_ALL); NULL if not computed. n_vocab floats, owned by the session, valid
+ * until its next eval, reset or free. */
+KP_API const float *kp_session_logits_borrow(const kp_session *s, size_t i);
+
+/* Positions held (tokens evaluated so far). */
+KP_API int32_t kp_session_n_past(const kp_session *s);
+KP_API int32_t kp_session_n_ctx(const kp_session *s);
+/* Forgets every position from `n_keep` on (0 clears the session). */
+KP_API kp_status kp_session_truncate(kp_session *s, int32_t n_keep);
+/* Asks a running kp_session_eval or kp_generate to stop with KP_ERR_CANCELLED at the next
+ * token boundary. Safe from any thread and from a signal handler. */
+KP_API void kp_session_cancel(kp_session *s);
+/* The message of the last failure on this session (""), valid until its next call. */
+KP_API const char *kp_session_last_error(const kp_session *s);
+
+/* ---------------------------------------------------------------- generation */
+
+/* One event of kp_generate: a prompt token being fed (is_prompt) or a generated one. `piece` is
+ * the decoded text to print (valid during the call only; UTF-8 sequences split across tokens
+ * are held back and emitted whole). `logits` is the distribution `id` was chosen from (NULL for
+ * prompt tokens but the first generated uses the prompt's last row). Return non-zero to stop. */
+typedef struct kp_token_event {
+    int32_t id;
+    int is_prompt;
+    const char *piece;
+    size_t piece_len;
+    const float *logits;
+    size_t n_vocab;
+} kp_token_event;
+
+typedef int (*kp_token_cb)(void *user, const kp_token_event *ev);
+
+typedef struct kp_generate_params {
+    size_t struct_size;
+    int32_t max_new_tokens;  /* stop after this many generated tokens; 0: until the context is full */
+    kp_sampler *sampler;     /* borrowed; NULL: greedy */
+    kp_token_cb on_token;    /* NULL: no streaming */
+    void *user;
+    int echo_prompt;         /* also report the prompt tokens (decoded as fed, llama2.c style) */
+} kp_generate_params;
+
+typedef struct kp_generate_stats {
+    int32_t n_prompt;
+    int32_t n_generated;
+    double prompt_seconds;
+    double generate_seconds;
+    int32_t stop_id;         /* the end-of-generation id that stopped it, or -1 */
+} kp_generate_stats;
+
+KP_API void kp_generate_params_init(kp_generate_params *p);
+
+/* Feeds `prompt` (ids, e.g. from kp_tokenize) as one batch after what the session holds, then
+ * samples until an end-of-generation id, max_new_tokens, a callback stop or a full context
+ * (KP_ERR_CONTEXT_FULL only if the prompt itself does not fit). `stats` may be NULL. */
+KP_API kp_status kp_generate(kp_session *s, const int32_t *prompt, size_t n_prompt,
+                             const kp_generate_params *p, kp_generate_stats *stats);
+
+/* ---------------------------------------------------------------- tensors */
+
+typedef enum kp_dtype {
+    KP_DTYPE_F32 = 0,
+    KP_DTYPE_F16 = 1,
+    KP_DTYPE_BF16 = 2,
+    KP_DTYPE_Q8_0 = 3,
+    KP_DTYPE_Q4_0 = 4,
+    KP_DTYPE_Q4_1 = 5,
+    KP_DTYPE_Q5_0 = 6,
+    KP_DTYPE_Q5_1 = 7,
+    KP_DTYPE_Q4_K = 8,
+    KP_DTYPE_Q5_K = 9,
+    KP_DTYPE_Q6_K = 10,
+    KP_DTYPE_Q8_K = 11,
+    KP_DTYPE_I8G = 12,  /* llama2.c v2: int8 values with one f32 scale per group of G */
+    KP_DTYPE_I32 = 13,
+    KP_DTYPE_COUNT
+} kp_dtype;
+
+/* Name of a dtype ("f32", "q8_0", ...); static, never NULL. */
+KP_API const char *kp_dtype_name(kp_dtype t);
+
+/* A named weight of a loaded model, owned by the model; NULL if there is none of that name.
+ * Names are canonical GGUF-style ("token_embd.weight", "blk.0.attn_q.weight"). */
+KP_API const kp_tensor *kp_model_tensor_borrow(const kp_model *m, const char *name);
+KP_API kp_dtype kp_tensor_dtype(const kp_tensor *t);
+/* Number of dimensions (1..4); dims[0] is the contiguous one (GGUF order). */
+KP_API int kp_tensor_ndim(const kp_tensor *t);
+KP_API int64_t kp_tensor_dim(const kp_tensor *t, int i);
+KP_API kp_device kp_tensor_device(const kp_tensor *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KUIPER_KUIPER_H */

@@ -1,0 +1,46 @@
+/* Whole-file read-only mmap: weights are used in place, never copied. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "mapfile.h"
+
+kp_status kp_file_map(const char *path, kp_mapped_file *out)
+{
+    out->data = NULL;
+    out->size = 0;
+    if (!path)
+        return kp_fail(KP_ERR_INVALID_ARG, "file path is NULL");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return kp_fail(KP_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return kp_fail(KP_ERR_IO, "'%s' is not a regular file", path);
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        return KP_OK;
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int err = errno;
+    close(fd);
+    if (p == MAP_FAILED)
+        return kp_fail(KP_ERR_IO, "cannot map '%s': %s", path, strerror(err));
+    out->data = p;
+    out->size = (size_t)st.st_size;
+    return KP_OK;
+}
+
+void kp_file_unmap(kp_mapped_file *f)
+{
+    if (f->data)
+        munmap((void *)f->data, f->size);
+    f->data = NULL;
+    f->size = 0;
+}

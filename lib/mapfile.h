@@ -1,0 +1,19 @@
+/* Read-only memory mapping of a whole file. */
+#ifndef KP_MAPFILE_H
+#define KP_MAPFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kuiper/kuiper.h"
+
+typedef struct kp_mapped_file {
+    const uint8_t *data;
+    size_t size;
+} kp_mapped_file;
+
+/* Maps `path`; an empty file maps to (NULL, 0). */
+kp_status kp_file_map(const char *path, kp_mapped_file *out);
+void kp_file_unmap(kp_mapped_file *f);
+
+#endif
