@@ -262,7 +262,8 @@ KP_API const char *kp_session_last_error(const kp_session *s);
 /* One event of kp_generate: a prompt token being fed (is_prompt) or a generated one. `piece` is
  * the decoded text to print (valid during the call only; UTF-8 sequences split across tokens
  * are held back and emitted whole). `logits` is the distribution `id` was chosen from (NULL for
- * prompt tokens but the first generated uses the prompt's last row). Return non-zero to stop. */
+ * prompt tokens; valid during the call only). A last event with id -1 may carry the bytes of a
+ * character that generation ended in the middle of. Return non-zero to stop. */
 typedef struct kp_token_event {
     int32_t id;
     int is_prompt;

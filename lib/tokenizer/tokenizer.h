@@ -89,4 +89,15 @@ kp_status kp_detok_stream_flush(kp_detok_stream *st, kp_buf *out);
 kp_status kp_tokenizer_llama2c_new(const kp_allocator *a, const uint8_t *data, size_t size,
                                    int32_t n_vocab, kp_tokenizer **out);
 
+/* Hugging Face tokenizer.json (+ tokenizer_config.json beside it, if present). */
+kp_status kp_tokenizer_hf_json_new(const kp_allocator *a, const char *path, kp_tokenizer **out);
+/* SentencePiece ModelProto (.model). */
+kp_status kp_tokenizer_spm_model_new(const kp_allocator *a, const uint8_t *data, size_t size,
+                                     kp_tokenizer **out);
+/* The vocabulary stored in a GGUF file (implemented by the GGUF reader). */
+kp_status kp_gguf_tokenizer_new(const kp_allocator *a, const uint8_t *data, size_t size, kp_tokenizer **out);
+/* GGUF vocabularies are built by the GGUF reader through constructors declared below this line
+ * (SentencePiece-style scores for tokenizer.ggml.model "llama", byte-level BPE with merges for
+ * "gpt2"). */
+
 #endif

@@ -1,0 +1,252 @@
+/* The CPU backend: host memory from the user's allocator, ops on the calling thread plus a
+ * worker pool for the two heavy ones (matmul split by output rows, attention by heads). */
+#include <string.h>
+#include <unistd.h>
+
+#include "../../lib/internal.h"
+#include "simd.h"
+#include "threadpool.h"
+
+#if defined(KP_HAVE_BLAS)
+#include <cblas.h>
+#endif
+
+/* Multiply-adds below which a loop runs on the calling thread: waking workers costs a few
+ * microseconds, about what 32K multiply-adds take. */
+#define MIN_PARALLEL_WORK 32768
+/* Token count from which float matmuls go to OpenBLAS sgemm (see docs/cpu-backend.md for the
+ * measurements behind it). */
+#define BLAS_MIN_TOKENS 2
+
+typedef struct kp_cpu_backend {
+    kp_backend base;
+    kp_threadpool *pool;
+} kp_cpu_backend;
+
+static kp_threadpool *pool_of(kp_backend *be) { return ((kp_cpu_backend *)be)->pool; }
+
+static void cpu_destroy(kp_backend *be)
+{
+    if (!be)
+        return;
+    kp_threadpool_free(pool_of(be));
+    kp_dealloc(be->alloc, be, sizeof(kp_cpu_backend));
+}
+
+static void *cpu_buf_alloc(kp_backend *be, size_t size) { return kp_alloc(be->alloc, size); }
+
+static void cpu_buf_free(kp_backend *be, void *p, size_t size) { kp_dealloc(be->alloc, p, size); }
+
+static kp_status cpu_copy(kp_backend *be, void *dst, const void *src, size_t n)
+{
+    (void)be;
+    if (n)
+        memcpy(dst, src, n);
+    return KP_OK;
+}
+
+static kp_status cpu_sync(kp_backend *be)
+{
+    (void)be;
+    return KP_OK;
+}
+
+static int cpu_supports(kp_backend *be, kp_dtype t)
+{
+    (void)be;
+    return kp_cpu_wtype_get(t) != NULL;
+}
+
+static void cpu_embedding(kp_backend *be, float *out, const kp_tensor *table, const int32_t *ids,
+                          int n)
+{
+    (void)be;
+    const kp_cpu_wtype *wt = kp_cpu_wtype_get(table->dtype);
+    if (!wt)
+        return;
+    for (int t = 0; t < n; t++)
+        wt->dequant_row(table, ids[t], out + (int64_t)t * table->ne[0]);
+}
+
+static void cpu_rmsnorm(kp_backend *be, float *out, const float *x, const float *w, int n, int dim,
+                        float eps)
+{
+    (void)be;
+    for (int t = 0; t < n; t++)
+        kp_cpu_rmsnorm_row(out + (int64_t)t * dim, x + (int64_t)t * dim, w, dim, eps);
+}
+
+/* The largest workspace any level may ask for, so that lowering the ISA cap between this call
+ * and the matmul never leaves the buffer short. */
+static size_t cpu_matmul_work_size(kp_backend *be, kp_dtype t, int64_t cols, int n)
+{
+    (void)be;
+    size_t best = 0;
+    for (int l = 0; l <= (int)kp_cpu_isa_detected(); l++) {
+        const kp_cpu_wtype *wt = kp_cpu_wtype_get_isa(t, (kp_isa)l);
+        size_t s = wt && wt->work_size ? wt->work_size(cols, n) : 0;
+        if (s > best)
+            best = s;
+    }
+    return best;
+}
+
+typedef struct mm_ctx {
+    const kp_cpu_wtype *wt;
+    float *y;
+    const kp_tensor *w;
+    const void *work;
+    const float *x;
+    int n;
+} mm_ctx;
+
+static void mm_task(void *p, int64_t r0, int64_t r1)
+{
+    const mm_ctx *c = p;
+    c->wt->rows(c->y, c->w, c->work, c->x, c->n, r0, r1);
+}
+
+static void cpu_matmul(kp_backend *be, float *y, const kp_tensor *w, const float *x, int n,
+                       void *work)
+{
+    const kp_cpu_wtype *wt = kp_cpu_wtype_get(w->dtype);
+    if (!wt || n <= 0)
+        return;
+    const int64_t cols = w->ne[0], rows = kp_tensor_nrows(w);
+    kp_threadpool *pool = pool_of(be);
+#if defined(KP_HAVE_BLAS)
+    if (w->dtype == KP_DTYPE_F32 && n >= BLAS_MIN_TOKENS) {
+        /* Y (n x rows) = X (n x cols) * W^T. OpenBLAS brings its own threads; the pool lock
+         * keeps them from competing with ours. */
+        kp_threadpool_lock(pool);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (blasint)rows, (blasint)cols, 1.0f,
+                    x, (blasint)cols, (const float *)w->data, (blasint)cols, 0.0f, y, (blasint)rows);
+        kp_threadpool_unlock(pool);
+        return;
+    }
+#endif
+    if (wt->prepare)
+        wt->prepare(work, x, n, cols, w);
+    mm_ctx c = {wt, y, w, work, x, n};
+    const int nt = kp_threadpool_size(pool);
+    const int64_t per_row = cols * n > 0 ? cols * n : 1;
+    int64_t grain = (rows + 4 * nt - 1) / (4 * nt); /* about four chunks per thread */
+    int64_t min_grain = (MIN_PARALLEL_WORK + per_row - 1) / per_row;
+    if (grain < min_grain)
+        grain = min_grain;
+    grain = (grain + 3) & ~(int64_t)3; /* whole 4-row blocks */
+    kp_threadpool_for(pool, rows, grain, mm_task, &c);
+}
+
+static void cpu_add_row(kp_backend *be, float *x, const float *b, int n, int dim)
+{
+    (void)be;
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < dim; i++)
+            x[(int64_t)t * dim + i] += b[i];
+}
+
+static void cpu_add(kp_backend *be, float *y, const float *x, size_t len)
+{
+    (void)be;
+    for (size_t i = 0; i < len; i++)
+        y[i] += x[i];
+}
+
+static void cpu_rope(kp_backend *be, float *x, int n, int n_heads, int head_dim, int32_t pos0,
+                     float theta, const float *freq_factors, kp_rope_style style)
+{
+    (void)be;
+    kp_cpu_rope(x, n, n_heads, head_dim, pos0, theta, freq_factors, style);
+}
+
+static void cpu_kv_store(kp_backend *be, void *cache, kp_kv_type kv_type, const float *src,
+                         int32_t pos0, int n, int kv_dim)
+{
+    (void)be;
+    const size_t len = (size_t)n * (size_t)kv_dim, off = (size_t)pos0 * (size_t)kv_dim;
+    if (kv_type == KP_KV_F16) {
+        uint16_t *dst = (uint16_t *)cache + off;
+        for (size_t i = 0; i < len; i++)
+            dst[i] = kp_f32_to_f16(src[i]);
+    } else {
+        memcpy((float *)cache + off, src, len * sizeof(float));
+    }
+}
+
+typedef struct attn_ctx {
+    const kp_attn_args *a;
+    const kp_cpu_vec *v;
+} attn_ctx;
+
+static void attn_task(void *p, int64_t h0, int64_t h1)
+{
+    const attn_ctx *c = p;
+    kp_cpu_attention_heads(c->a, c->v, (int)h0, (int)h1);
+}
+
+static void cpu_attention(kp_backend *be, const kp_attn_args *a)
+{
+    if (a->n_tok <= 0 || a->n_head <= 0 || a->n_head_kv <= 0 || a->n_head % a->n_head_kv)
+        return;
+    attn_ctx c = {a, kp_cpu_vec_get(kp_cpu_isa())};
+    /* score + value passes touch about 2 * head_dim per cached position */
+    int64_t work = (int64_t)a->n_head * a->n_tok * ((int64_t)a->pos0 + a->n_tok) * 2 * a->head_dim;
+    int64_t grain = work < MIN_PARALLEL_WORK ? a->n_head : 1;
+    kp_threadpool_for(pool_of(be), a->n_head, grain, attn_task, &c);
+}
+
+static void cpu_swiglu(kp_backend *be, float *out, const float *gate, const float *up, int n,
+                       int dim)
+{
+    (void)be;
+    kp_cpu_swiglu(out, gate, up, (size_t)n * (size_t)dim);
+}
+
+static const kp_backend_ops cpu_ops = {
+    .name = "cpu",
+    .destroy = cpu_destroy,
+    .buf_alloc = cpu_buf_alloc,
+    .buf_free = cpu_buf_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .sync = cpu_sync,
+    .supports = cpu_supports,
+    .embedding = cpu_embedding,
+    .rmsnorm = cpu_rmsnorm,
+    .matmul_work_size = cpu_matmul_work_size,
+    .matmul = cpu_matmul,
+    .add_row = cpu_add_row,
+    .add = cpu_add,
+    .rope = cpu_rope,
+    .kv_store = cpu_kv_store,
+    .attention = cpu_attention,
+    .swiglu = cpu_swiglu,
+};
+
+kp_status kp_backend_cpu_new(const kp_allocator *a, int n_threads, kp_backend **out)
+{
+    if (!out)
+        return kp_fail(KP_ERR_INVALID_ARG, "kp_backend_cpu_new: out is NULL");
+    *out = NULL;
+    if (n_threads < 0)
+        return kp_fail(KP_ERR_INVALID_ARG, "kp_backend_cpu_new: n_threads %d < 0", n_threads);
+    a = kp_allocator_or_default(a);
+    if (n_threads == 0) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        n_threads = online > 0 ? (online > 1024 ? 1024 : (int)online) : 1;
+    }
+    kp_cpu_backend *be = kp_calloc(a, 1, sizeof *be);
+    if (!be)
+        return KP_ERR_OUT_OF_MEMORY;
+    be->base.ops = &cpu_ops;
+    be->base.alloc = a;
+    be->base.device = KP_DEVICE_CPU;
+    kp_status st = kp_threadpool_new(a, n_threads, &be->pool);
+    if (st != KP_OK) {
+        kp_dealloc(a, be, sizeof *be);
+        return st;
+    }
+    *out = &be->base;
+    return KP_OK;
+}

@@ -1,0 +1,41 @@
+/* Plain CPU kernels on float rows: the scalar reference semantics of every backend op (each
+ * follows llama2.c run.c's arithmetic), the helpers the sampler shares, and the per-ISA vector
+ * primitives attention is built from. */
+#ifndef KP_CPU_KERNELS_H
+#define KP_CPU_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../backend.h"
+#include "cpu_features.h"
+
+/* In place: subtract the max, expf, sum in float, divide each by the sum (llama2.c softmax). */
+void kp_cpu_softmax_f32(float *x, int n);
+/* Index of the largest value; the first one wins ties. 0 when n <= 0. */
+int32_t kp_cpu_argmax_f32(const float *x, int n);
+
+/* One row: ss = 1/sqrtf(mean(x^2) + eps); out[i] = w[i] * (ss * x[i]). out may equal x. */
+void kp_cpu_rmsnorm_row(float *out, const float *x, const float *w, int dim, float eps);
+/* Rotary embedding of n rows of n_heads * head_dim at positions pos0 + t. */
+void kp_cpu_rope(float *x, int n, int n_heads, int head_dim, int32_t pos0, float theta,
+                 const float *freq_factors, kp_rope_style style);
+/* out[i] = silu(g[i]) * up[i]; out may equal g. */
+void kp_cpu_swiglu(float *out, const float *g, const float *up, size_t len);
+
+/* Dot products and y += a*x over n floats, against F32 or IEEE-half (KV cache) operands. The
+ * scalar entry accumulates in order; SIMD entries may reassociate the dot products. */
+typedef struct kp_cpu_vec {
+    float (*dot_f32)(const float *a, const float *b, int n);
+    float (*dot_f16)(const float *a, const uint16_t *b, int n);
+    void (*axpy_f32)(float *y, float a, const float *x, int n);
+    void (*axpy_f16)(float *y, float a, const uint16_t *x, int n);
+} kp_cpu_vec;
+
+/* Vector primitives for `isa` (the best level at or below it that this build has). */
+const kp_cpu_vec *kp_cpu_vec_get(kp_isa isa);
+
+/* Scaled-dot-product attention for heads [h0, h1) of one call (see kp_attn_args). */
+void kp_cpu_attention_heads(const kp_attn_args *a, const kp_cpu_vec *v, int h0, int h1);
+
+#endif

@@ -1,0 +1,123 @@
+/* Scalar float kernels with llama2.c's arithmetic (run.c: rmsnorm, softmax, RoPE, SwiGLU), and
+ * the scalar attention primitives. Kept in plain C on purpose: these ops are a small share of
+ * the time, and matching the reference bit for bit keeps end-to-end comparisons tight. */
+#include <math.h>
+
+#include "simd.h"
+
+void kp_cpu_softmax_f32(float *x, int n)
+{
+    if (n <= 0)
+        return;
+    float max = x[0];
+    for (int i = 1; i < n; i++)
+        if (x[i] > max)
+            max = x[i];
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    for (int i = 0; i < n; i++)
+        x[i] /= sum;
+}
+
+int32_t kp_cpu_argmax_f32(const float *x, int n)
+{
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = i;
+    return best;
+}
+
+void kp_cpu_rmsnorm_row(float *out, const float *x, const float *w, int dim, float eps)
+{
+    float ss = 0.0f;
+    for (int i = 0; i < dim; i++)
+        ss += x[i] * x[i];
+    ss /= (float)dim;
+    ss += eps;
+    ss = 1.0f / sqrtf(ss);
+    for (int i = 0; i < dim; i++)
+        out[i] = w[i] * (ss * x[i]);
+}
+
+void kp_cpu_rope(float *x, int n, int n_heads, int head_dim, int32_t pos0, float theta,
+                 const float *freq_factors, kp_rope_style style)
+{
+    const int half = head_dim / 2;
+    /* NORM pairs (2i, 2i+1); NEOX pairs (i, i + half). Both use frequency index i. */
+    const int step = style == KP_ROPE_NEOX ? 1 : 2, other = style == KP_ROPE_NEOX ? half : 1;
+    for (int t = 0; t < n; t++) {
+        float *row = x + (int64_t)t * n_heads * head_dim;
+        const float pos = (float)(pos0 + t);
+        for (int i = 0; i < half; i++) {
+            float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+            if (freq_factors)
+                freq /= freq_factors[i];
+            const float val = pos * freq, fcr = cosf(val), fci = sinf(val);
+            for (int h = 0; h < n_heads; h++) {
+                float *v = row + h * head_dim + i * step;
+                const float v0 = v[0], v1 = v[other];
+                v[0] = v0 * fcr - v1 * fci;
+                v[other] = v0 * fci + v1 * fcr;
+            }
+        }
+    }
+}
+
+void kp_cpu_swiglu(float *out, const float *g, const float *up, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        float val = g[i];
+        val *= 1.0f / (1.0f + expf(-val));
+        out[i] = val * up[i];
+    }
+}
+
+/* ---- scalar attention primitives: in-order float sums */
+
+static float dot_f32(const float *a, const float *b, int n)
+{
+    float s = 0.0f;
+    for (int i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static float dot_f16(const float *a, const uint16_t *b, int n)
+{
+    float s = 0.0f;
+    for (int i = 0; i < n; i++)
+        s += a[i] * kp_f16_to_f32(b[i]);
+    return s;
+}
+
+static void axpy_f32(float *y, float a, const float *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
+static void axpy_f16(float *y, float a, const uint16_t *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        y[i] += a * kp_f16_to_f32(x[i]);
+}
+
+static const kp_cpu_vec vec_scalar = {dot_f32, dot_f16, axpy_f32, axpy_f16};
+
+const kp_cpu_vec *kp_cpu_vec_get(kp_isa isa)
+{
+    kp_isa hw = kp_cpu_isa_detected();
+    if ((int)isa > (int)hw)
+        isa = hw;
+#if defined(KP_CPU_X86)
+    if (isa >= KP_ISA_AVX512)
+        return &kp_cpu_vec_avx512;
+    if (isa >= KP_ISA_AVX2)
+        return &kp_cpu_vec_avx2;
+#endif
+    return &vec_scalar;
+}

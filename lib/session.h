@@ -1,0 +1,45 @@
+/* kp_session internals: the KV cache, activation buffers and logits of one sequence. */
+#ifndef KP_SESSION_H
+#define KP_SESSION_H
+
+#include <stdatomic.h>
+
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+/* Tokens evaluated per forward chunk: big enough for GEMM efficiency in prefill, small enough
+ * that activations stay in cache-friendly sizes. */
+#define KP_BATCH 64
+
+typedef struct kp_acts {
+    float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2;
+    float *attn_scratch; /* [n_head][n_ctx] */
+    void *work;          /* matmul activation workspace */
+    size_t work_size;
+    float *logits_dev;   /* [logit_rows][n_vocab] */
+    int32_t logit_rows;
+} kp_acts;
+
+struct kp_session {
+    kp_model *m;
+    const kp_allocator *alloc;
+    int32_t n_ctx, n_past;
+    kp_kv_type kv_type;
+    size_t kv_layer_bytes;
+    void **k_cache, **v_cache; /* per layer, device */
+    kp_acts a;
+    float *logits;             /* host: [n_logits][n_vocab] */
+    size_t logits_cap_rows;
+    int32_t n_logits;
+    int32_t *tokens;           /* ids evaluated so far, [n_ctx] */
+    atomic_int cancel;
+    char err[256];
+};
+
+/* Records a failure on the session and in the thread's last error; returns st. */
+kp_status kp_session_fail(kp_session *s, kp_status st);
+
+/* Runs the decoder on n ids at positions n_past..; fills s->logits for the rows `flags` asks. */
+kp_status kp_decoder_forward(kp_session *s, const int32_t *ids, int32_t n, uint32_t flags);
+
+#endif
