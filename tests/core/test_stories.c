@@ -215,10 +215,52 @@ static void sample_seed42(void **state)
     check_ids(DIR_M "stories260K.bin", DIR_R "sample_t1.0_p0.9_s42.ids", "Once upon a time", 1.0, 0.9, 42);
 }
 
+/* runq quantizes every matmul input to int8, so one activation landing on the other side of a
+ * rounding boundary (float32 reassociation in the reference build) moves logits by ~0.03. The
+ * reference is teacher-forced: at every position our argmax must be llama2.c's next id, except
+ * where our own top-1 beats that id by less than 0.05 (a flip of that kind, reported). */
 static void q80_greedy(void **state)
 {
     (void)state;
-    check_ids(DIR_M "stories260K_q80.bin", DIR_R "q80_greedy_p1.ids", "Once upon a time", 0.0, 0.9, 1);
+    char path[1024];
+    if (!kp_test_file(path, sizeof path, DIR_R "q80_greedy_p1.ids"))
+        skip();
+    ref_ids r = {0};
+    assert_true(ref_ids_load(path, &r));
+    kp_model *m = load(DIR_M "stories260K_q80.bin", 2);
+    assert_non_null(m);
+    const kp_tokenizer *tok = kp_model_tokenizer_borrow(m);
+    int32_t ids[16];
+    size_t n = 0;
+    assert_int_equal(kp_tokenize(tok, "Once upon a time", 16, KP_TOKENIZE_ADD_SPECIAL, ids, 16, &n), KP_OK);
+    assert_int_equal((int)n, r.n_prompt);
+    assert_memory_equal(ids, r.prompt, n * sizeof *ids);
+    kp_session *s;
+    assert_int_equal(kp_session_new(m, NULL, &s), KP_OK);
+    assert_int_equal(kp_session_eval(s, r.seq, (size_t)r.n_seq - 1, KP_EVAL_LOGITS_ALL), KP_OK);
+    int exact = 0, near = 0, first_near = -1;
+    for (int p = r.n_prompt - 1; p < r.n_seq - 1; p++) {
+        const float *lg = kp_session_logits_borrow(s, (size_t)p);
+        int best = 0;
+        for (int i = 1; i < 512; i++)
+            if (lg[i] > lg[best])
+                best = i;
+        if (best == r.seq[p + 1]) {
+            exact++;
+            continue;
+        }
+        float margin = lg[best] - lg[r.seq[p + 1]];
+        if (margin >= 0.05f)
+            fail_msg("position %d: argmax %d beats llama2.c's %d by %.4f", p, best, r.seq[p + 1], margin);
+        if (first_near < 0)
+            first_near = p;
+        near++;
+    }
+    printf("q80: %d of %d positions identical to runq; %d near-ties (< 0.05), first at %d\n", exact, exact + near,
+           near, first_near);
+    assert_true(near <= 2);
+    kp_session_free(s);
+    kp_model_free(m);
 }
 
 int main(void)

@@ -92,13 +92,13 @@ static inline void tb_kv_bool(tbuf *b, const char *key, int v)
     tb_u8(b, (uint8_t)(v != 0));
 }
 
-/* A tensor info with up to 4 dims. */
+/* A tensor info; writes min(n_dims, 5) dims from `ne` so lying counts can be tested. */
 static inline void tb_tensor(tbuf *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type,
                              uint64_t offset)
 {
     tb_str(b, name);
     tb_u32(b, n_dims);
-    for (uint32_t i = 0; i < n_dims; i++)
+    for (uint32_t i = 0; i < n_dims && i < 5; i++)
         tb_u64(b, ne[i]);
     tb_u32(b, type);
     tb_u64(b, offset);

@@ -1,0 +1,206 @@
+/* Causal attention against a double-precision reference (scores, softmax, weighted values),
+ * with F32 and F16 caches, grouped-query heads, several positions and token counts; every
+ * SIMD level against the bound, and 1 / 2 / 3 threads for identical bits. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "ops_test.h"
+
+typedef struct acase {
+    int n_head, n_head_kv, hd, pos0, n_tok;
+} acase;
+
+static const acase CASES[] = {
+    {1, 1, 1, 0, 1},  {4, 2, 16, 0, 3},  {8, 8, 64, 5, 1},  {6, 2, 17, 100, 3},
+    {8, 4, 32, 0, 7}, {32, 8, 128, 40, 2}, {2, 1, 255, 3, 4},
+};
+
+typedef struct abuf {
+    float *q, *out, *scratch, *kf, *vf;
+    void *k, *v; /* cache of the case's type */
+    size_t n_q, n_kv;
+} abuf;
+
+static void abuf_make(abuf *b, const acase *c, kp_kv_type kt, test_rng *rng, kp_backend *be)
+{
+    const int q_dim = c->n_head * c->hd, kv_dim = c->n_head_kv * c->hd, span = c->pos0 + c->n_tok;
+    b->n_q = (size_t)c->n_tok * q_dim;
+    b->n_kv = (size_t)span * kv_dim;
+    b->q = xmalloc(b->n_q * 4);
+    b->out = xmalloc(b->n_q * 4);
+    b->scratch = xmalloc((size_t)c->n_head * span * 4);
+    b->kf = xmalloc(b->n_kv * 4);
+    b->vf = xmalloc(b->n_kv * 4);
+    fill_gauss(rng, b->q, b->n_q, 1.0f);
+    fill_gauss(rng, b->kf, b->n_kv, 1.0f);
+    fill_gauss(rng, b->vf, b->n_kv, 1.0f);
+    size_t es = kt == KP_KV_F16 ? 2 : 4;
+    b->k = xmalloc(b->n_kv * es);
+    b->v = xmalloc(b->n_kv * es);
+    be->ops->kv_store(be, b->k, kt, b->kf, 0, span, kv_dim);
+    be->ops->kv_store(be, b->v, kt, b->vf, 0, span, kv_dim);
+}
+
+static void abuf_free(abuf *b)
+{
+    free(b->q), free(b->out), free(b->scratch), free(b->kf), free(b->vf), free(b->k), free(b->v);
+}
+
+static kp_attn_args args_for(const acase *c, kp_kv_type kt, abuf *b)
+{
+    kp_attn_args a = {
+        .out = b->out, .q = b->q, .k_cache = b->k, .v_cache = b->v, .kv_type = kt,
+        .pos0 = c->pos0, .n_tok = c->n_tok, .n_head = c->n_head, .n_head_kv = c->n_head_kv,
+        .head_dim = c->hd, .scale = 1.0f / sqrtf((float)c->hd), .scratch = b->scratch,
+    };
+    return a;
+}
+
+static double cache_at(const void *cache, kp_kv_type kt, size_t i)
+{
+    return kt == KP_KV_F16 ? ref_half(((const uint16_t *)cache)[i]) : ((const float *)cache)[i];
+}
+
+/* Checks b->out against the double reference read from the stored cache. Bound: each score is
+ * a float dot product off by at most hd*u*sum|q k| (times the scale), a change d in the scores
+ * moves each softmax weight by at most 2d relatively, exp / sum / divide add (np+4)u, and the
+ * weighted sum of values adds np*u of sum att*|v|: so |err| <= max|v| * (2d + (2np+8)u),
+ * doubled for margin (FLT_EPSILON = 2u). */
+static void check(const acase *c, kp_kv_type kt, const abuf *b, const kp_attn_args *a,
+                  const char *what)
+{
+    const int q_dim = c->n_head * c->hd, kv_dim = c->n_head_kv * c->hd;
+    const int group = c->n_head / c->n_head_kv;
+    double *att = xmalloc((size_t)(c->pos0 + c->n_tok) * 8);
+    for (int t = 0; t < c->n_tok; t++)
+        for (int h = 0; h < c->n_head; h++) {
+            const float *q = b->q + (size_t)t * q_dim + (size_t)h * c->hd;
+            const int np = c->pos0 + t + 1, kvh = h / group;
+            double max = -INFINITY, sum = 0, dmax = 0, vmax = 0;
+            for (int p = 0; p < np; p++) {
+                double s = 0, sa = 0;
+                for (int i = 0; i < c->hd; i++) {
+                    double kk = cache_at(b->k, kt, (size_t)p * kv_dim + (size_t)kvh * c->hd + i);
+                    s += q[i] * kk;
+                    sa += fabs(q[i] * kk);
+                }
+                att[p] = s * a->scale;
+                max = fmax(max, att[p]);
+                dmax = fmax(dmax, (c->hd + 2) * FLT_EPSILON * sa * a->scale);
+            }
+            for (int p = 0; p < np; p++)
+                sum += (att[p] = exp(att[p] - max));
+            for (int i = 0; i < c->hd; i++) {
+                double o = 0;
+                for (int p = 0; p < np; p++) {
+                    double vv = cache_at(b->v, kt, (size_t)p * kv_dim + (size_t)kvh * c->hd + i);
+                    o += att[p] / sum * vv;
+                    vmax = fmax(vmax, fabs(vv));
+                }
+                double got = b->out[(size_t)t * q_dim + (size_t)h * c->hd + i];
+                double tol = 2 * vmax * (2 * dmax + (2 * np + 8) * FLT_EPSILON) + 1e-30;
+                if (!(fabs(got - o) <= tol)) {
+                    fprintf(stderr, "%s: t %d head %d dim %d: %.9g vs %.9g (tol %.3g)\n", what, t, h,
+                            i, got, o, tol);
+                    fail();
+                }
+            }
+        }
+    free(att);
+}
+
+static void test_attention_reference(void **state)
+{
+    (void)state;
+    test_rng rng = {21};
+    kp_backend *be = new_backend(2);
+    char what[160];
+    for (size_t ci = 0; ci < sizeof CASES / sizeof *CASES; ci++)
+        for (int kt = 0; kt < 2; kt++) {
+            const acase *c = &CASES[ci];
+            abuf b;
+            abuf_make(&b, c, (kp_kv_type)kt, &rng, be);
+            kp_attn_args a = args_for(c, (kp_kv_type)kt, &b);
+            for (int l = 0; l <= (int)kp_cpu_isa_detected(); l++) {
+                kp_isa old = kp_cpu_isa_cap((kp_isa)l);
+                memset(b.out, 0xff, b.n_q * 4); /* NaN: every output must be written */
+                be->ops->attention(be, &a);
+                kp_cpu_isa_cap(old);
+                snprintf(what, sizeof what, "heads %d/%d hd %d pos0 %d n %d kv %s %s", c->n_head,
+                         c->n_head_kv, c->hd, c->pos0, c->n_tok, kt ? "f16" : "f32",
+                         kp_isa_name((kp_isa)l));
+                check(c, (kp_kv_type)kt, &b, &a, what);
+            }
+            abuf_free(&b);
+        }
+    be->ops->destroy(be);
+}
+
+/* n_tok rows in one call equal one call per token (the causal mask is per token). */
+static void test_batched_equals_stepwise(void **state)
+{
+    (void)state;
+    test_rng rng = {22};
+    kp_backend *be = new_backend(2);
+    const acase c = {8, 2, 32, 3, 5};
+    abuf b;
+    abuf_make(&b, &c, KP_KV_F32, &rng, be);
+    kp_attn_args a = args_for(&c, KP_KV_F32, &b);
+    be->ops->attention(be, &a);
+    const int q_dim = c.n_head * c.hd;
+    float *one = xmalloc((size_t)q_dim * 4);
+    for (int t = 0; t < c.n_tok; t++) {
+        kp_attn_args s = a;
+        s.q = b.q + (size_t)t * q_dim;
+        s.out = one;
+        s.pos0 = c.pos0 + t;
+        s.n_tok = 1;
+        be->ops->attention(be, &s);
+        assert_memory_equal(one, b.out + (size_t)t * q_dim, (size_t)q_dim * 4);
+    }
+    free(one);
+    abuf_free(&b);
+    be->ops->destroy(be);
+}
+
+static void test_threads_identical(void **state)
+{
+    (void)state;
+    kp_backend *be[3] = {new_backend(1), new_backend(2), new_backend(3)};
+    for (int kt = 0; kt < 2; kt++) {
+        test_rng rng = {23};
+        const acase c = {12, 4, 64, 200, 3};
+        abuf b;
+        abuf_make(&b, &c, (kp_kv_type)kt, &rng, be[0]);
+        kp_attn_args a = args_for(&c, (kp_kv_type)kt, &b);
+        float *y[3];
+        for (int k = 0; k < 3; k++) {
+            be[k]->ops->attention(be[k], &a);
+            y[k] = xmalloc(b.n_q * 4);
+            memcpy(y[k], b.out, b.n_q * 4);
+        }
+        assert_memory_equal(y[0], y[1], b.n_q * 4);
+        assert_memory_equal(y[0], y[2], b.n_q * 4);
+        for (int k = 0; k < 3; k++)
+            free(y[k]);
+        abuf_free(&b);
+    }
+    for (int k = 0; k < 3; k++)
+        be[k]->ops->destroy(be[k]);
+}
+
+int main(void)
+{
+    for (int l = KP_ISA_AVX2; l < KP_ISA_COUNT; l++)
+        have_isa((kp_isa)l, "attention SIMD comparisons");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_attention_reference),
+        cmocka_unit_test(test_batched_equals_stepwise),
+        cmocka_unit_test(test_threads_identical),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,311 @@
+/* The row-wise ops (rmsnorm, RoPE, SwiGLU, softmax, argmax, adds, embedding, KV store) against
+ * double-precision references written here from their definitions. Tolerances are rounding
+ * bounds worked out next to each check. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "ops_test.h"
+
+static const int DIMS[] = {1, 3, 17, 64, 172, 255, 4097};
+
+static void test_rmsnorm(void **state)
+{
+    (void)state;
+    test_rng rng = {11};
+    kp_backend *be = new_backend(2);
+    for (size_t di = 0; di < sizeof DIMS / sizeof *DIMS; di++) {
+        const int dim = DIMS[di], n = 3;
+        const float eps = 1e-5f;
+        float *x = xmalloc((size_t)(n * dim) * 4), *w = xmalloc((size_t)dim * 4);
+        float *out = xmalloc((size_t)(n * dim) * 4), *inplace = xmalloc((size_t)(n * dim) * 4);
+        fill_gauss(&rng, x, (size_t)(n * dim), 2.0f);
+        fill_gauss(&rng, w, (size_t)dim, 1.0f);
+        memcpy(inplace, x, (size_t)(n * dim) * 4);
+        be->ops->rmsnorm(be, out, x, w, n, dim, eps);
+        be->ops->rmsnorm(be, inplace, inplace, w, n, dim, eps);
+        assert_memory_equal(out, inplace, (size_t)(n * dim) * 4);
+        for (int t = 0; t < n; t++) {
+            double ss = 0;
+            for (int i = 0; i < dim; i++)
+                ss += (double)x[t * dim + i] * x[t * dim + i];
+            double inv = 1.0 / sqrt(ss / dim + eps);
+            for (int i = 0; i < dim; i++) {
+                double ref = w[i] * (inv * x[t * dim + i]);
+                /* The float sum of dim positive squares is within dim*u relatively; the
+                 * divide, add, sqrt, reciprocal and two products add about 6u. */
+                double tol = (dim + 16) * FLT_EPSILON * fabs(ref) + 1e-30;
+                assert_true(fabs(out[t * dim + i] - ref) <= tol);
+            }
+        }
+        free(x), free(w), free(out), free(inplace);
+    }
+    be->ops->destroy(be);
+}
+
+static void rope_ref(double *x, int n_heads, int hd, double pos, double theta, const float *ff,
+                     kp_rope_style style)
+{
+    for (int h = 0; h < n_heads; h++)
+        for (int i = 0; i < hd / 2; i++) {
+            double freq = 1.0 / pow(theta, (2.0 * i) / hd);
+            if (ff)
+                freq /= ff[i];
+            double a = pos * freq;
+            int i0 = style == KP_ROPE_NEOX ? i : 2 * i, i1 = style == KP_ROPE_NEOX ? i + hd / 2 : 2 * i + 1;
+            double x0 = x[h * hd + i0], x1 = x[h * hd + i1];
+            x[h * hd + i0] = x0 * cos(a) - x1 * sin(a);
+            x[h * hd + i1] = x0 * sin(a) + x1 * cos(a);
+        }
+}
+
+static void test_rope(void **state)
+{
+    (void)state;
+    test_rng rng = {12};
+    kp_backend *be = new_backend(1);
+    static const struct {
+        int n_heads, hd;
+    } shapes[] = {{1, 2}, {3, 16}, {8, 64}, {2, 128}, {5, 6}};
+    static const int32_t POS0[] = {0, 7, 1000};
+    float ff[64];
+    for (int i = 0; i < 64; i++)
+        ff[i] = 1.0f + (float)i / 8.0f;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+        for (size_t pi = 0; pi < 3; pi++)
+            for (int style = 0; style < 2; style++)
+                for (int use_ff = 0; use_ff < 2; use_ff++) {
+                    const int nh = shapes[si].n_heads, hd = shapes[si].hd, n = 3, d = nh * hd;
+                    const float theta = style ? 1e6f : 1e4f;
+                    const float *f = use_ff ? ff : NULL;
+                    float *x = xmalloc((size_t)(n * d) * 4);
+                    double *ref = xmalloc((size_t)(n * d) * 8);
+                    fill_gauss(&rng, x, (size_t)(n * d), 1.0f);
+                    for (int i = 0; i < n * d; i++)
+                        ref[i] = x[i];
+                    float *in = xmalloc((size_t)(n * d) * 4);
+                    memcpy(in, x, (size_t)(n * d) * 4);
+                    be->ops->rope(be, x, n, nh, hd, POS0[pi], theta, f, (kp_rope_style)style);
+                    for (int t = 0; t < n; t++) {
+                        double pos = POS0[pi] + t;
+                        rope_ref(ref + t * d, nh, hd, pos, theta, f, (kp_rope_style)style);
+                        for (int h = 0; h < nh; h++)
+                            for (int i = 0; i < hd / 2; i++) {
+                                int i0 = style ? i : 2 * i, i1 = style ? i + hd / 2 : 2 * i + 1;
+                                int64_t b = (int64_t)t * d + h * hd;
+                                /* The angle pos*freq carries about 20u of relative error (the
+                                 * exponent 2i/hd rounds by u and theta^e multiplies that by
+                                 * ln(theta) <= 14, plus powf, the divisions and the product);
+                                 * cosf/sinf and the rotation add a few u of |x|. */
+                                double angle = pos / pow(theta, (2.0 * i) / hd);
+                                double mag = fabs(in[b + i0]) + fabs(in[b + i1]);
+                                double tol = mag * (fabs(angle) * 20 + 4) * FLT_EPSILON + 1e-30;
+                                assert_true(fabs(x[b + i0] - ref[b + i0]) <= tol);
+                                assert_true(fabs(x[b + i1] - ref[b + i1]) <= tol);
+                            }
+                    }
+                    free(x), free(ref), free(in);
+                }
+    be->ops->destroy(be);
+}
+
+static void test_swiglu(void **state)
+{
+    (void)state;
+    test_rng rng = {13};
+    kp_backend *be = new_backend(1);
+    const int n = 3, dim = 255;
+    float g[3 * 255], up[3 * 255], out[3 * 255], gi[3 * 255];
+    fill_gauss(&rng, g, (size_t)(n * dim), 4.0f);
+    fill_gauss(&rng, up, (size_t)(n * dim), 1.0f);
+    g[0] = 100.0f, g[1] = -100.0f, g[2] = 0.0f, g[3] = -90.0f;
+    memcpy(gi, g, sizeof g);
+    be->ops->swiglu(be, out, g, up, n, dim);
+    be->ops->swiglu(be, gi, gi, up, n, dim);
+    assert_memory_equal(out, gi, sizeof out);
+    for (int i = 0; i < n * dim; i++) {
+        double ref = g[i] / (1.0 + exp(-(double)g[i])) * up[i];
+        /* expf within an ulp or two, then four correctly rounded operations */
+        assert_true(fabs(out[i] - ref) <= 8 * FLT_EPSILON * fabs(ref) + 1e-37);
+    }
+    be->ops->destroy(be);
+}
+
+static void test_softmax(void **state)
+{
+    (void)state;
+    test_rng rng = {14};
+    for (size_t di = 0; di < sizeof DIMS / sizeof *DIMS; di++) {
+        const int n = DIMS[di];
+        float *x = xmalloc((size_t)n * 4), *in = xmalloc((size_t)n * 4);
+        fill_gauss(&rng, x, (size_t)n, 5.0f);
+        memcpy(in, x, (size_t)n * 4);
+        kp_cpu_softmax_f32(x, n);
+        double max = in[0], sum = 0;
+        for (int i = 1; i < n; i++)
+            max = fmax(max, in[i]);
+        for (int i = 0; i < n; i++)
+            sum += exp(in[i] - max);
+        for (int i = 0; i < n; i++) {
+            double ref = exp(in[i] - max) / sum;
+            /* x - max rounds by u relative to |x - max| (exp turns that into an absolute
+             * error of the exponent), expf adds an ulp, the float sum n*u, the division u */
+            double tol = ref * (fabs(in[i] - max) + n + 4) * FLT_EPSILON + 1e-45;
+            assert_true(fabs(x[i] - ref) <= tol);
+        }
+        free(x), free(in);
+    }
+    float one[1] = {-3.0f};
+    kp_cpu_softmax_f32(one, 1);
+    assert_true(one[0] == 1.0f);
+}
+
+static void test_argmax(void **state)
+{
+    (void)state;
+    const float a[] = {1, 3, 3, 2};
+    assert_int_equal(kp_cpu_argmax_f32(a, 4), 1);
+    const float b[] = {-5, -5, -5};
+    assert_int_equal(kp_cpu_argmax_f32(b, 3), 0);
+    const float c[] = {-1e30f, -INFINITY, -2e30f, 0.5f};
+    assert_int_equal(kp_cpu_argmax_f32(c, 4), 3);
+    assert_int_equal(kp_cpu_argmax_f32(c, 1), 0);
+    test_rng rng = {15};
+    float x[32000];
+    fill_gauss(&rng, x, 32000, 1.0f);
+    int best = 0;
+    for (int i = 1; i < 32000; i++)
+        if ((double)x[i] > (double)x[best])
+            best = i;
+    assert_int_equal(kp_cpu_argmax_f32(x, 32000), best);
+}
+
+/* Float addition is correctly rounded, and so is a double sum of two floats rounded to float
+ * (53 >= 2*24 + 2 bits), so the adds must match exactly. */
+static void test_adds(void **state)
+{
+    (void)state;
+    test_rng rng = {16};
+    kp_backend *be = new_backend(1);
+    const int n = 3, dim = 173;
+    float x[3 * 173], y[3 * 173], b[173], y0[3 * 173];
+    fill_gauss(&rng, x, sizeof x / 4, 1.0f);
+    fill_gauss(&rng, y, sizeof y / 4, 100.0f);
+    fill_gauss(&rng, b, sizeof b / 4, 1e-3f);
+    memcpy(y0, y, sizeof y);
+    be->ops->add(be, y, x, (size_t)(n * dim));
+    for (int i = 0; i < n * dim; i++)
+        assert_true(y[i] == (float)((double)y0[i] + x[i]));
+    memcpy(y0, y, sizeof y);
+    be->ops->add_row(be, y, b, n, dim);
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < dim; i++)
+            assert_true(y[t * dim + i] == (float)((double)y0[t * dim + i] + b[i]));
+    be->ops->destroy(be);
+}
+
+static uint16_t bf16_trunc(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (uint16_t)(u >> 16);
+}
+
+/* Embedding rows decode exactly: F16/BF16 widen exactly, I8G is one product q*scale. */
+static void test_embedding(void **state)
+{
+    (void)state;
+    test_rng rng = {17};
+    kp_backend *be = new_backend(1);
+    const int64_t V = 37, D = 20;
+    const int G = 4;
+    int64_t ne[2] = {D, V};
+    float *f = xmalloc((size_t)(V * D) * 4);
+    uint16_t *h = xmalloc((size_t)(V * D) * 2), *bf = xmalloc((size_t)(V * D) * 2);
+    int8_t *q = xmalloc((size_t)(V * D));
+    float *s = xmalloc((size_t)(V * D / G) * 4);
+    fill_gauss(&rng, f, (size_t)(V * D), 1.0f);
+    for (int64_t i = 0; i < V * D; i++) {
+        h[i] = kp_f32_to_f16(f[i]);
+        bf[i] = bf16_trunc(f[i]);
+        q[i] = (int8_t)rng_int(&rng, -128, 127);
+    }
+    for (int64_t g = 0; g < V * D / G; g++)
+        s[g] = rng_unif(&rng);
+    kp_tensor t[4];
+    kp_tensor_init(&t[0], "f32", KP_DTYPE_F32, 2, ne, f);
+    kp_tensor_init(&t[1], "f16", KP_DTYPE_F16, 2, ne, h);
+    kp_tensor_init(&t[2], "bf16", KP_DTYPE_BF16, 2, ne, bf);
+    kp_tensor_init(&t[3], "i8g", KP_DTYPE_I8G, 2, ne, q);
+    t[3].scales = s;
+    t[3].group = G;
+    const int32_t ids[5] = {0, 36, 5, 5, 17};
+    float out[5 * 20];
+    for (int k = 0; k < 4; k++) {
+        be->ops->embedding(be, out, &t[k], ids, 5);
+        for (int j = 0; j < 5; j++)
+            for (int64_t c = 0; c < D; c++) {
+                int64_t i = ids[j] * D + c;
+                double ref = k == 0 ? f[i]
+                           : k == 1 ? ref_half(h[i])
+                           : k == 2 ? ref_bf16(bf[i])
+                                    : (float)((double)q[i] * s[i / G]);
+                assert_true(out[j * D + c] == ref);
+            }
+    }
+    free(f), free(h), free(bf), free(q), free(s);
+    be->ops->destroy(be);
+}
+
+/* KV rows land at pos0..pos0+n-1 and nowhere else; F16 caches hold the nearest half. */
+static void test_kv_store(void **state)
+{
+    (void)state;
+    test_rng rng = {18};
+    kp_backend *be = new_backend(1);
+    const int n_ctx = 10, kv_dim = 24, n = 3, pos0 = 4;
+    float src[3 * 24];
+    fill_gauss(&rng, src, sizeof src / 4, 2.0f);
+    src[0] = 1e-6f, src[1] = -70000.0f, src[2] = 0.0f;
+    float cf[10 * 24];
+    uint16_t ch[10 * 24];
+    for (int i = 0; i < n_ctx * kv_dim; i++)
+        cf[i] = -1.0f, ch[i] = 0x1234;
+    be->ops->kv_store(be, cf, KP_KV_F32, src, pos0, n, kv_dim);
+    be->ops->kv_store(be, ch, KP_KV_F16, src, pos0, n, kv_dim);
+    for (int p = 0; p < n_ctx; p++)
+        for (int i = 0; i < kv_dim; i++) {
+            int k = p * kv_dim + i;
+            if (p < pos0 || p >= pos0 + n) {
+                assert_true(cf[k] == -1.0f);
+                assert_int_equal(ch[k], 0x1234);
+                continue;
+            }
+            float v = src[(p - pos0) * kv_dim + i];
+            assert_true(cf[k] == v);
+            double d = fabs(ref_half(ch[k]) - v);
+            /* no half is closer (beyond the largest finite half, infinity is the answer) */
+            if (fabs(v) < 65520.0) {
+                assert_true(d <= fabs(ref_half((uint16_t)(ch[k] + 1)) - v));
+                if (ch[k] & 0x7fff)
+                    assert_true(d <= fabs(ref_half((uint16_t)(ch[k] - 1)) - v));
+            } else {
+                assert_true(isinf(ref_half(ch[k])) && (ref_half(ch[k]) < 0) == (v < 0));
+            }
+        }
+    be->ops->destroy(be);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rmsnorm),   cmocka_unit_test(test_rope),
+        cmocka_unit_test(test_swiglu),    cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_argmax),    cmocka_unit_test(test_adds),
+        cmocka_unit_test(test_embedding), cmocka_unit_test(test_kv_store),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
