@@ -7,6 +7,7 @@
 
 #define KP_JSON_MAX_DEPTH 512
 #define KP_JSON_BLOCK (1u << 20)
+#define KP_JSON_MAX_LEN (1u << 28)
 
 typedef struct arena_block {
     struct arena_block *next;
@@ -187,17 +188,35 @@ static size_t put_utf8(char *o, unsigned cp)
     return 4;
 }
 
-/* ps->p is just after the opening quote. */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* Non-zero if the 8 bytes hold a '"', a '\\' or a byte below 0x20 (the only bytes a string scan
+ * has to stop at, once the whole input is known to be valid UTF-8). */
+static inline uint64_t special8(uint64_t x)
+{
+    uint64_t q = x ^ (ONES * '"'), b = x ^ (ONES * '\\');
+    return (((q - ONES) & ~q) | ((b - ONES) & ~b) | ((x - ONES * 0x20) & ~x)) & HIGHS;
+}
+
+/* ps->p is just after the opening quote. The input was validated as UTF-8 up front. */
 static kp_status parse_string(parser *ps, const char **str, uint32_t *len)
 {
     const char *start = ps->p, *p = start, *e = ps->end;
     for (;;) {
+        while (e - p >= 8) {
+            uint64_t x;
+            memcpy(&x, p, 8);
+            if (special8(x))
+                break;
+            p += 8;
+        }
         if (p >= e)
             return perr(ps, p, "unterminated string");
         unsigned char c = (unsigned char)*p;
         if (c == '"') {
-            if ((size_t)(p - start) > UINT32_MAX)
-                return perr(ps, start, "string longer than 4 GiB");
+            if ((size_t)(p - start) >= KP_JSON_MAX_LEN)
+                return perr(ps, start, "string longer than 256 MiB");
             *str = start;
             *len = (uint32_t)(p - start);
             ps->p = p + 1;
@@ -207,14 +226,7 @@ static kp_status parse_string(parser *ps, const char **str, uint32_t *len)
             break;
         if (c < 0x20)
             return perr(ps, p, "control character in string (must be escaped)");
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        size_t n = utf8_valid_len((const unsigned char *)p, (const unsigned char *)e);
-        if (!n)
-            return perr(ps, p, "invalid UTF-8 in string");
-        p += n;
+        p++;
     }
     /* Escapes: find the end first, then decode into the arena (never longer than the source). */
     const char *q = p;
@@ -226,8 +238,8 @@ static kp_status parse_string(parser *ps, const char **str, uint32_t *len)
     if (q >= e)
         return perr(ps, q, "unterminated string");
     size_t cap = (size_t)(q - start);
-    if (cap > UINT32_MAX)
-        return perr(ps, start, "string longer than 4 GiB");
+    if (cap >= KP_JSON_MAX_LEN)
+        return perr(ps, start, "string longer than 256 MiB");
     char *buf = arena_get(ps->doc, cap ? cap : 1);
     if (!buf)
         return KP_ERR_OUT_OF_MEMORY;
@@ -271,16 +283,9 @@ static kp_status parse_string(parser *ps, const char **str, uint32_t *len)
             }
         } else if (c < 0x20) {
             return perr(ps, p, "control character in string (must be escaped)");
-        } else if (c < 0x80) {
+        } else {
             buf[o++] = (char)c;
             p++;
-        } else {
-            size_t n = utf8_valid_len((const unsigned char *)p, (const unsigned char *)q);
-            if (!n)
-                return perr(ps, p, "invalid UTF-8 in string");
-            memcpy(buf + o, p, n);
-            o += n;
-            p += n;
         }
     }
     *str = buf;
@@ -370,12 +375,43 @@ static kp_status parse_number(parser *ps, double *out)
     return KP_OK;
 }
 
+/* JSON text is UTF-8 throughout (outside strings it is ASCII), so one pass over everything
+ * replaces per-string checks. */
+static kp_status validate_utf8(parser *ps)
+{
+    const unsigned char *p = (const unsigned char *)ps->begin, *e = (const unsigned char *)ps->end;
+    while (p < e) {
+        if (e - p >= 8) {
+            uint64_t x;
+            memcpy(&x, p, 8);
+            if (!(x & HIGHS)) {
+                p += 8;
+                continue;
+            }
+        }
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+        /* two-byte sequences (most of a byte-level vocabulary) inline */
+        if (p[0] >= 0xC2 && p[0] <= 0xDF && e - p >= 2 && (p[1] & 0xC0) == 0x80) {
+            p += 2;
+            continue;
+        }
+        size_t n = utf8_valid_len(p, e);
+        if (!n)
+            return perr(ps, (const char *)p, "invalid UTF-8");
+        p += n;
+    }
+    return KP_OK;
+}
+
 static kp_status close_container(parser *ps)
 {
     frame *f = &ps->frames[--ps->depth];
     size_t k = ps->n - f->start;
-    if (k > UINT32_MAX)
-        return perr(ps, ps->p, "container with more than 2^32 members");
+    if (k >= KP_JSON_MAX_LEN)
+        return perr(ps, ps->p, "container with more than 2^28 members");
     kp_json node;
     memset(&node, 0, sizeof node);
     node.type = f->type;
@@ -452,8 +488,10 @@ static kp_status run(parser *ps)
             if (c == '"') {
                 ps->p++;
                 node.type = KP_JSON_STRING;
-                if ((st = parse_string(ps, &node.u.str, &node.len)))
+                uint32_t sl;
+                if ((st = parse_string(ps, &node.u.str, &sl)))
                     return st;
+                node.len = sl;
             } else if (c == '-' || (c >= '0' && c <= '9')) {
                 node.type = KP_JSON_NUMBER;
                 if ((st = parse_number(ps, &node.u.num)))
@@ -524,7 +562,9 @@ kp_status kp_json_parse(const kp_allocator *a, const char *text, size_t len, con
     ps->end = ps->begin + (text ? len : 0);
     ps->what = what ? what : "JSON";
     ps->doc = d;
-    kp_status st = run(ps);
+    kp_status st = validate_utf8(ps);
+    if (!st)
+        st = run(ps);
     if (!st)
         d->root = ps->nodes[0];
     kp_dealloc(a, ps->nodes, ps->cap * sizeof *ps->nodes);

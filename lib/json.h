@@ -31,8 +31,8 @@ struct kp_json {
         double num;          /* KP_JSON_NUMBER */
     } u;
     uint32_t key_len;
-    uint32_t len;
-    uint8_t type;
+    uint32_t len : 28; /* strings over 256 MiB and containers over 2^28 members are refused */
+    uint32_t type : 4; /* kp_json_type */
 };
 
 typedef struct kp_json_doc kp_json_doc;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "../../lib/internal.h"
+#include "cpu_backend.h"
 #include "simd.h"
 #include "threadpool.h"
 
@@ -14,13 +15,17 @@
 /* Multiply-adds below which a loop runs on the calling thread: waking workers costs a few
  * microseconds, about what 32K multiply-adds take. */
 #define MIN_PARALLEL_WORK 32768
-/* Token count from which float matmuls go to OpenBLAS sgemm (see docs/cpu-backend.md for the
- * measurements behind it). */
-#define BLAS_MIN_TOKENS 2
+/* Token counts from which float matmuls go to OpenBLAS sgemm by default. Below them our own
+ * tiled kernel is faster (it streams the weights once per 4 rows x 3 tokens and needs no
+ * packing); docs/cpu-backend.md has the measurements. The AVX2 tile is half as wide, so its
+ * crossover comes earlier (estimated, not measured on an AVX2-only CPU). */
+#define BLAS_MIN_TOKENS_AVX512 16
+#define BLAS_MIN_TOKENS_OTHER 8
 
 typedef struct kp_cpu_backend {
     kp_backend base;
     kp_threadpool *pool;
+    int blas_min_tokens; /* 0: never; < 0: by ISA level */
 } kp_cpu_backend;
 
 static kp_threadpool *pool_of(kp_backend *be) { return ((kp_cpu_backend *)be)->pool; }
@@ -115,7 +120,10 @@ static void cpu_matmul(kp_backend *be, float *y, const kp_tensor *w, const float
     const int64_t cols = w->ne[0], rows = kp_tensor_nrows(w);
     kp_threadpool *pool = pool_of(be);
 #if defined(KP_HAVE_BLAS)
-    if (w->dtype == KP_DTYPE_F32 && n >= BLAS_MIN_TOKENS) {
+    int blas_min = ((kp_cpu_backend *)be)->blas_min_tokens;
+    if (blas_min < 0)
+        blas_min = kp_cpu_isa() >= KP_ISA_AVX512 ? BLAS_MIN_TOKENS_AVX512 : BLAS_MIN_TOKENS_OTHER;
+    if (w->dtype == KP_DTYPE_F32 && blas_min > 0 && n >= blas_min) {
         /* Y (n x rows) = X (n x cols) * W^T. OpenBLAS brings its own threads; the pool lock
          * keeps them from competing with ours. */
         kp_threadpool_lock(pool);
@@ -242,6 +250,7 @@ kp_status kp_backend_cpu_new(const kp_allocator *a, int n_threads, kp_backend **
     be->base.ops = &cpu_ops;
     be->base.alloc = a;
     be->base.device = KP_DEVICE_CPU;
+    be->blas_min_tokens = -1;
     kp_status st = kp_threadpool_new(a, n_threads, &be->pool);
     if (st != KP_OK) {
         kp_dealloc(a, be, sizeof *be);
@@ -249,4 +258,9 @@ kp_status kp_backend_cpu_new(const kp_allocator *a, int n_threads, kp_backend **
     }
     *out = &be->base;
     return KP_OK;
+}
+
+void kp_cpu_backend_set_blas_min_tokens(kp_backend *be, int min_tokens)
+{
+    ((kp_cpu_backend *)be)->blas_min_tokens = min_tokens;
 }

@@ -46,7 +46,8 @@ static inline __m256i i8g_groups8(const int8_t *w, const int8_t *x, int64_t G)
                                            _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     }
     __m256i s[8];
-    for (int k = 0; k < 8; k++) {
+    /* unrolled so that s[] stays in registers */
+    _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
         __m256i acc = z;
         for (int64_t c = 0; c < G; c += 32)
             acc = i8g_dot32(acc, w + k * G + c, x + k * G + c);
@@ -80,7 +81,17 @@ static float i8g_row(const int8_t *w, const float *ws, const int8_t *x, const fl
     float val = i8g_hsum_ps(acc), tail = 0.0f;
     for (; j < ng; j++) {
         int32_t ival = 0;
-        for (int64_t k = 0; k < G; k++)
+        int64_t k = 0;
+        if (G % 32 == 0) { /* the same exact integer, a vector at a time */
+            __m256i s = _mm256_setzero_si256();
+            for (; k < G; k += 32)
+                s = i8g_dot32(s, w + j * G + k, x + j * G + k);
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+            ival = _mm_cvtsi128_si32(h);
+        }
+        for (; k < G; k++)
             ival += (int32_t)x[j * G + k] * (int32_t)w[j * G + k];
         tail += (float)ival * ws[j] * xs[j];
     }

@@ -23,13 +23,15 @@ void kp_cpu_rope(float *x, int n, int n_heads, int head_dim, int32_t pos0, float
 /* out[i] = silu(g[i]) * up[i]; out may equal g. */
 void kp_cpu_swiglu(float *out, const float *g, const float *up, size_t len);
 
-/* Dot products and y += a*x over n floats, against F32 or IEEE-half (KV cache) operands. The
- * scalar entry accumulates in order; SIMD entries may reassociate the dot products. */
+/* The two inner loops of attention, per ISA. Operands k / v are float, or IEEE half when
+ * `f16` is set (F16 KV cache); row p of them starts p * stride elements after the pointer.
+ *   scores: att[p] = dot(q, k_p) * scale for p < np (SIMD entries reassociate the dot product)
+ *   wsum:   out[i] = sum over p < np, in order, of att[p] * v_p[i], i < hd */
 typedef struct kp_cpu_vec {
-    float (*dot_f32)(const float *a, const float *b, int n);
-    float (*dot_f16)(const float *a, const uint16_t *b, int n);
-    void (*axpy_f32)(float *y, float a, const float *x, int n);
-    void (*axpy_f16)(float *y, float a, const uint16_t *x, int n);
+    void (*scores)(float *att, const float *q, const void *k, int64_t stride, int np, int hd,
+                   float scale, int f16);
+    void (*wsum)(float *out, const float *att, const void *v, int64_t stride, int np, int hd,
+                 int f16);
 } kp_cpu_vec;
 
 /* Vector primitives for `isa` (the best level at or below it that this build has). */

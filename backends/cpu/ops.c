@@ -76,37 +76,35 @@ void kp_cpu_swiglu(float *out, const float *g, const float *up, size_t len)
     }
 }
 
-/* ---- scalar attention primitives: in-order float sums */
+/* ---- scalar attention loops: in-order float sums, as run.c */
 
-static float dot_f32(const float *a, const float *b, int n)
+static float elem(const void *p, int64_t i, int f16)
 {
-    float s = 0.0f;
-    for (int i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
+    return f16 ? kp_f16_to_f32(((const uint16_t *)p)[i]) : ((const float *)p)[i];
 }
 
-static float dot_f16(const float *a, const uint16_t *b, int n)
+static void scores(float *att, const float *q, const void *k, int64_t stride, int np, int hd,
+                   float scale, int f16)
 {
-    float s = 0.0f;
-    for (int i = 0; i < n; i++)
-        s += a[i] * kp_f16_to_f32(b[i]);
-    return s;
+    for (int p = 0; p < np; p++) {
+        float s = 0.0f;
+        for (int i = 0; i < hd; i++)
+            s += q[i] * elem(k, p * stride + i, f16);
+        att[p] = s * scale;
+    }
 }
 
-static void axpy_f32(float *y, float a, const float *x, int n)
+static void wsum(float *out, const float *att, const void *v, int64_t stride, int np, int hd,
+                 int f16)
 {
-    for (int i = 0; i < n; i++)
-        y[i] += a * x[i];
+    for (int i = 0; i < hd; i++)
+        out[i] = 0.0f;
+    for (int p = 0; p < np; p++)
+        for (int i = 0; i < hd; i++)
+            out[i] += att[p] * elem(v, p * stride + i, f16);
 }
 
-static void axpy_f16(float *y, float a, const uint16_t *x, int n)
-{
-    for (int i = 0; i < n; i++)
-        y[i] += a * kp_f16_to_f32(x[i]);
-}
-
-static const kp_cpu_vec vec_scalar = {dot_f32, dot_f16, axpy_f32, axpy_f16};
+static const kp_cpu_vec vec_scalar = {scores, wsum};
 
 const kp_cpu_vec *kp_cpu_vec_get(kp_isa isa)
 {

@@ -7,6 +7,10 @@
 
 #include "simd.h"
 
+/* Tile loops have compile-time trip counts; unrolling them keeps the accumulators in
+ * registers (GCC at -O2 would otherwise leave the arrays on the stack). */
+#define UNROLL _Pragma("GCC unroll 4")
+
 static inline float hsum8(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -22,121 +26,134 @@ static inline __m256i lane_mask(int64_t k)
     return _mm256_loadu_si256((const __m256i *)(const void *)(tab + 8 - k));
 }
 
-/* ---- F32: R rows against one x, two accumulators per row (16 columns a step) */
+/* ---- F32 and F16 weights: tiles of R rows x T tokens. Every (row, token) dot product uses
+ * the same schedule in any tile shape (two accumulators: the first and second 8 columns of each
+ * 16, an 8-column remainder into the first, a masked tail into the second, then one reduction),
+ * so tiling, thread splits and token counts never change a result. `half` selects IEEE-half
+ * operands (F16 weights with activations already rounded to F16 by prepare). */
 
-static inline __attribute__((always_inline)) void f32_dot_rows(float *out, const float *w,
-                                                               int64_t stride, int R,
-                                                               const float *x, int64_t cols)
+static inline __attribute__((always_inline)) __m256 ld8(const void *p, int64_t i, int half)
 {
-    __m256 a0[4], a1[4];
-    for (int i = 0; i < R; i++)
-        a0[i] = a1[i] = _mm256_setzero_ps();
+    if (half)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)((const uint16_t *)p + i)));
+    return _mm256_loadu_ps((const float *)p + i);
+}
+
+/* The first k (< 8) elements, zeros after. */
+static inline __attribute__((always_inline)) __m256 ld8_tail(const void *p, int64_t i, int64_t k,
+                                                             int half)
+{
+    if (half) { /* no 16-bit masked load in AVX2; element by element (a call would spill) */
+        const uint16_t *h = (const uint16_t *)p + i;
+        __m128i v = _mm_setr_epi16((short)h[0], (short)(k > 1 ? h[1] : 0), (short)(k > 2 ? h[2] : 0),
+                                   (short)(k > 3 ? h[3] : 0), (short)(k > 4 ? h[4] : 0),
+                                   (short)(k > 5 ? h[5] : 0), (short)(k > 6 ? h[6] : 0), 0);
+        return _mm256_cvtph_ps(v);
+    }
+    return _mm256_maskload_ps((const float *)p + i, lane_mask(k));
+}
+
+#define TILE_MAX 4
+
+static inline __attribute__((always_inline)) void
+dense_tile(float *y, int64_t ys, const void *w, int64_t ws, int R, const void *x, int64_t xs, int T,
+           int64_t cols, int half)
+{
+    __m256 a0[TILE_MAX][2], a1[TILE_MAX][2], xv[2];
+    UNROLL for (int i = 0; i < R; i++)
+        UNROLL for (int t = 0; t < T; t++)
+            a0[i][t] = a1[i][t] = _mm256_setzero_ps();
     int64_t c = 0;
     for (; c + 16 <= cols; c += 16) {
-        __m256 x0 = _mm256_loadu_ps(x + c), x1 = _mm256_loadu_ps(x + c + 8);
-        for (int i = 0; i < R; i++) {
-            a0[i] = _mm256_fmadd_ps(_mm256_loadu_ps(w + i * stride + c), x0, a0[i]);
-            a1[i] = _mm256_fmadd_ps(_mm256_loadu_ps(w + i * stride + c + 8), x1, a1[i]);
+        UNROLL for (int t = 0; t < T; t++)
+            xv[t] = ld8(x, t * xs + c, half);
+        UNROLL for (int i = 0; i < R; i++) {
+            __m256 wv = ld8(w, i * ws + c, half);
+            UNROLL for (int t = 0; t < T; t++)
+                a0[i][t] = _mm256_fmadd_ps(wv, xv[t], a0[i][t]);
+        }
+        UNROLL for (int t = 0; t < T; t++)
+            xv[t] = ld8(x, t * xs + c + 8, half);
+        UNROLL for (int i = 0; i < R; i++) {
+            __m256 wv = ld8(w, i * ws + c + 8, half);
+            UNROLL for (int t = 0; t < T; t++)
+                a1[i][t] = _mm256_fmadd_ps(wv, xv[t], a1[i][t]);
         }
     }
     if (c + 8 <= cols) {
-        __m256 x0 = _mm256_loadu_ps(x + c);
-        for (int i = 0; i < R; i++)
-            a0[i] = _mm256_fmadd_ps(_mm256_loadu_ps(w + i * stride + c), x0, a0[i]);
+        UNROLL for (int t = 0; t < T; t++)
+            xv[t] = ld8(x, t * xs + c, half);
+        UNROLL for (int i = 0; i < R; i++) {
+            __m256 wv = ld8(w, i * ws + c, half);
+            UNROLL for (int t = 0; t < T; t++)
+                a0[i][t] = _mm256_fmadd_ps(wv, xv[t], a0[i][t]);
+        }
         c += 8;
     }
     if (c < cols) {
-        __m256i m = lane_mask(cols - c);
-        __m256 x0 = _mm256_maskload_ps(x + c, m);
-        for (int i = 0; i < R; i++)
-            a1[i] = _mm256_fmadd_ps(_mm256_maskload_ps(w + i * stride + c, m), x0, a1[i]);
+        UNROLL for (int t = 0; t < T; t++)
+            xv[t] = ld8_tail(x, t * xs + c, cols - c, half);
+        UNROLL for (int i = 0; i < R; i++) {
+            __m256 wv = ld8_tail(w, i * ws + c, cols - c, half);
+            UNROLL for (int t = 0; t < T; t++)
+                a1[i][t] = _mm256_fmadd_ps(wv, xv[t], a1[i][t]);
+        }
     }
-    for (int i = 0; i < R; i++)
-        out[i] = hsum8(_mm256_add_ps(a0[i], a1[i]));
+    UNROLL for (int i = 0; i < R; i++)
+        UNROLL for (int t = 0; t < T; t++)
+            y[t * ys + i] = hsum8(_mm256_add_ps(a0[i][t], a1[i][t]));
+}
+
+/* One call per tile shape, so each gets code with its loops unrolled. With 16 registers:
+ * 4 x 1 for one token, 2 x 2 for several. */
+static void dense_tile_any(float *y, int64_t ys, const void *w, int64_t ws, int R, const void *x,
+                           int64_t xs, int T, int64_t cols, int half)
+{
+#define CASE(r, t)                                                                        \
+    case r * 8 + t:                                                                       \
+        if (half)                                                                         \
+            dense_tile(y, ys, w, ws, r, x, xs, t, cols, 1);                               \
+        else                                                                              \
+            dense_tile(y, ys, w, ws, r, x, xs, t, cols, 0);                               \
+        return;
+    switch (R * 8 + T) {
+        CASE(4, 1) CASE(2, 2) CASE(2, 1) CASE(1, 2) CASE(1, 1)
+    }
+#undef CASE
+}
+
+static void dense_rows(float *y, const kp_tensor *w, const void *xv, int n, int64_t r0,
+                       int64_t r1, int half)
+{
+    const int64_t cols = w->ne[0], rows = kp_tensor_nrows(w), es = half ? 2 : 4;
+    const int rmax = n == 1 ? 4 : 2, tmax = n == 1 ? 1 : 2;
+    for (int64_t r = r0; r < r1;) {
+        const int R = r1 - r >= rmax ? rmax : 1;
+        for (int t = 0; t < n; t += tmax) {
+            const int T = n - t >= tmax ? tmax : n - t;
+            dense_tile_any(y + (int64_t)t * rows + r, rows, (const char *)w->data + r * cols * es,
+                           cols, R, (const char *)xv + (int64_t)t * cols * es, cols, T, cols, half);
+        }
+        r += R;
+    }
 }
 
 static void f32_rows(float *y, const kp_tensor *w, const void *work, const float *x, int n,
                      int64_t r0, int64_t r1)
 {
     (void)work;
-    const int64_t cols = w->ne[0], rows = kp_tensor_nrows(w);
-    const float *W = w->data;
-    float o[4];
-    int64_t r = r0;
-    for (; r + 4 <= r1; r += 4)
-        for (int t = 0; t < n; t++) {
-            f32_dot_rows(o, W + r * cols, cols, 4, x + (int64_t)t * cols, cols);
-            memcpy(y + (int64_t)t * rows + r, o, sizeof o);
-        }
-    for (; r < r1; r++)
-        for (int t = 0; t < n; t++)
-            f32_dot_rows(y + (int64_t)t * rows + r, W + r * cols, cols, 1, x + (int64_t)t * cols,
-                         cols);
+    dense_rows(y, w, x, n, r0, r1, 0);
 }
 
 const kp_cpu_wtype kp_cpu_f32_avx2 = {NULL, NULL, f32_rows, kp_cpu_f32_dequant_row};
 
 /* ---- F16 weights times F16-rounded activations */
 
-static inline __m256 load8h(const uint16_t *p)
-{
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
-}
-
-static inline __m256 load_tail_h(const uint16_t *p, int64_t k)
-{
-    uint16_t tmp[8] = {0};
-    memcpy(tmp, p, (size_t)k * 2);
-    return load8h(tmp);
-}
-
-static inline __attribute__((always_inline)) void f16_dot_rows(float *out, const uint16_t *w,
-                                                               int64_t stride, int R,
-                                                               const uint16_t *x, int64_t cols)
-{
-    __m256 a0[4], a1[4];
-    for (int i = 0; i < R; i++)
-        a0[i] = a1[i] = _mm256_setzero_ps();
-    int64_t c = 0;
-    for (; c + 16 <= cols; c += 16) {
-        __m256 x0 = load8h(x + c), x1 = load8h(x + c + 8);
-        for (int i = 0; i < R; i++) {
-            a0[i] = _mm256_fmadd_ps(load8h(w + i * stride + c), x0, a0[i]);
-            a1[i] = _mm256_fmadd_ps(load8h(w + i * stride + c + 8), x1, a1[i]);
-        }
-    }
-    if (c + 8 <= cols) {
-        __m256 x0 = load8h(x + c);
-        for (int i = 0; i < R; i++)
-            a0[i] = _mm256_fmadd_ps(load8h(w + i * stride + c), x0, a0[i]);
-        c += 8;
-    }
-    if (c < cols) {
-        __m256 x0 = load_tail_h(x + c, cols - c);
-        for (int i = 0; i < R; i++)
-            a1[i] = _mm256_fmadd_ps(load_tail_h(w + i * stride + c, cols - c), x0, a1[i]);
-    }
-    for (int i = 0; i < R; i++)
-        out[i] = hsum8(_mm256_add_ps(a0[i], a1[i]));
-}
-
 static void f16_rows(float *y, const kp_tensor *w, const void *work, const float *x, int n,
                      int64_t r0, int64_t r1)
 {
     (void)x;
-    const int64_t cols = w->ne[0], rows = kp_tensor_nrows(w);
-    const uint16_t *W = w->data, *X = work;
-    float o[4];
-    int64_t r = r0;
-    for (; r + 4 <= r1; r += 4)
-        for (int t = 0; t < n; t++) {
-            f16_dot_rows(o, W + r * cols, cols, 4, X + (int64_t)t * cols, cols);
-            memcpy(y + (int64_t)t * rows + r, o, sizeof o);
-        }
-    for (; r < r1; r++)
-        for (int t = 0; t < n; t++)
-            f16_dot_rows(y + (int64_t)t * rows + r, W + r * cols, cols, 1, X + (int64_t)t * cols,
-                         cols);
+    dense_rows(y, w, work, n, r0, r1, 1);
 }
 
 /* Same rounding as kp_f32_to_f16 (nearest even) for every finite value and infinity. */
@@ -165,47 +182,100 @@ const kp_cpu_wtype kp_cpu_f16_avx2 = {kp_cpu_f16_work_size, f16_prepare, f16_row
 const kp_cpu_wtype kp_cpu_i8g_avx2 = {kp_cpu_i8g_work_size, kp_cpu_i8g_prepare, i8g_rows,
                                       kp_cpu_i8g_dequant_row};
 
-/* ---- attention primitives */
+/* ---- attention loops */
 
-static float dot_f32(const float *a, const float *b, int n)
+/* Scores of P positions at once, one accumulator each (8 columns a step, then a tail). */
+static inline __attribute__((always_inline)) void
+scores_blk(float *att, const float *q, const void *k, int64_t stride, int P, int hd, float scale,
+           int half)
 {
-    float r;
-    f32_dot_rows(&r, a, 0, 1, b, n);
-    return r;
-}
-
-static float dot_f16(const float *a, const uint16_t *b, int n)
-{
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    __m256 acc[8];
+    UNROLL for (int j = 0; j < P; j++)
+        acc[j] = _mm256_setzero_ps();
     int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load8h(b + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), load8h(b + i + 8), a1);
+    for (; i + 8 <= hd; i += 8) {
+        __m256 qv = _mm256_loadu_ps(q + i);
+        UNROLL for (int j = 0; j < P; j++)
+            acc[j] = _mm256_fmadd_ps(qv, ld8(k, j * stride + i, half), acc[j]);
     }
-    float s = hsum8(_mm256_add_ps(a0, a1));
-    for (; i < n; i++)
-        s += a[i] * kp_f16_to_f32(b[i]);
-    return s;
+    if (i < hd) {
+        __m256 qv = _mm256_maskload_ps(q + i, lane_mask(hd - i));
+        UNROLL for (int j = 0; j < P; j++)
+            acc[j] = _mm256_fmadd_ps(qv, ld8_tail(k, j * stride + i, hd - i, half), acc[j]);
+    }
+    UNROLL for (int j = 0; j < P; j++)
+        att[j] = hsum8(acc[j]) * scale;
 }
 
-static void axpy_f32(float *y, float a, const float *x, int n)
+static void scores(float *att, const float *q, const void *k, int64_t stride, int np, int hd,
+                   float scale, int f16)
 {
-    __m256 va = _mm256_set1_ps(a);
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++)
-        y[i] += a * x[i];
+    const int64_t es = f16 ? 2 : 4;
+    int p = 0;
+    for (; p + 4 <= np; p += 4) {
+        const void *kp = (const char *)k + p * stride * es;
+        if (f16)
+            scores_blk(att + p, q, kp, stride, 4, hd, scale, 1);
+        else
+            scores_blk(att + p, q, kp, stride, 4, hd, scale, 0);
+    }
+    for (; p < np; p++) {
+        const void *kp = (const char *)k + p * stride * es;
+        if (f16)
+            scores_blk(att + p, q, kp, stride, 1, hd, scale, 1);
+        else
+            scores_blk(att + p, q, kp, stride, 1, hd, scale, 0);
+    }
 }
 
-static void axpy_f16(float *y, float a, const uint16_t *x, int n)
+/* NV full vectors of the output held in registers over all positions. */
+static inline __attribute__((always_inline)) void
+wsum_blk(float *out, const float *att, const void *v, int64_t stride, int np, int NV, int half)
 {
-    __m256 va = _mm256_set1_ps(a);
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, load8h(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++)
-        y[i] += a * kp_f16_to_f32(x[i]);
+    __m256 acc[8];
+    UNROLL for (int j = 0; j < NV; j++)
+        acc[j] = _mm256_setzero_ps();
+    for (int p = 0; p < np; p++) {
+        __m256 a = _mm256_set1_ps(att[p]);
+        UNROLL for (int j = 0; j < NV; j++)
+            acc[j] = _mm256_fmadd_ps(a, ld8(v, p * stride + j * 8, half), acc[j]);
+    }
+    UNROLL for (int j = 0; j < NV; j++)
+        _mm256_storeu_ps(out + j * 8, acc[j]);
 }
 
-const kp_cpu_vec kp_cpu_vec_avx2 = {dot_f32, dot_f16, axpy_f32, axpy_f16};
+static void wsum(float *out, const float *att, const void *v, int64_t stride, int np, int hd,
+                 int f16)
+{
+    const int64_t es = f16 ? 2 : 4;
+    int i0 = 0;
+    for (; i0 + 8 <= hd; i0 += 64) {
+        const int nv = (hd - i0) / 8 < 8 ? (hd - i0) / 8 : 8;
+        const void *vb = (const char *)v + i0 * es;
+#define CASE(n)                                                                            \
+    case n:                                                                                \
+        if (f16)                                                                           \
+            wsum_blk(out + i0, att, vb, stride, np, n, 1);                                 \
+        else                                                                               \
+            wsum_blk(out + i0, att, vb, stride, np, n, 0);                                 \
+        break;
+        switch (nv) {
+            CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+        }
+#undef CASE
+        if (nv < 8) {
+            i0 += nv * 8;
+            break;
+        }
+    }
+    if (i0 < hd) { /* fewer than 8 columns left: one masked vector, same arithmetic */
+        const int k = hd - i0;
+        __m256 acc = _mm256_setzero_ps();
+        for (int p = 0; p < np; p++)
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(att[p]),
+                                  ld8_tail((const char *)v + i0 * es, p * stride, k, f16), acc);
+        _mm256_maskstore_ps(out + i0, lane_mask(k), acc);
+    }
+}
+
+const kp_cpu_vec kp_cpu_vec_avx2 = {scores, wsum};

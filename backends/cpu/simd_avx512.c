@@ -5,122 +5,132 @@
 
 #include "simd.h"
 
+/* Tile loops have compile-time trip counts; unrolling them keeps the accumulators in
+ * registers (GCC at -O2 would otherwise leave the arrays on the stack). */
+#define UNROLL _Pragma("GCC unroll 4")
+
 static inline __mmask16 first_lanes(int64_t k) { return (__mmask16)((1u << k) - 1); }
 
-/* ---- F32: R rows against one x, two accumulators per row (32 columns a step) */
+/* ---- F32 and F16 weights: tiles of R rows x T tokens. Every (row, token) dot product uses
+ * the same schedule in any tile shape (two accumulators: the first and second 16 columns of each
+ * 32, a 16-column remainder into the first, a masked tail into the second, then one reduction),
+ * so tiling, thread splits and token counts never change a result. `half` selects IEEE-half
+ * operands (F16 weights with activations already rounded to F16 by prepare). */
 
-static inline __attribute__((always_inline)) void f32_dot_rows(float *out, const float *w,
-                                                               int64_t stride, int R,
-                                                               const float *x, int64_t cols)
+static inline __attribute__((always_inline)) __m512 ld16(const void *p, int64_t i, int half)
 {
-    __m512 a0[4], a1[4];
-    for (int i = 0; i < R; i++)
-        a0[i] = a1[i] = _mm512_setzero_ps();
+    if (half)
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)((const uint16_t *)p + i)));
+    return _mm512_loadu_ps((const float *)p + i);
+}
+
+static inline __attribute__((always_inline)) __m512 ld16m(__mmask16 m, const void *p, int64_t i,
+                                                          int half)
+{
+    if (half)
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + i));
+    return _mm512_maskz_loadu_ps(m, (const float *)p + i);
+}
+
+#define TILE_R 4
+#define TILE_T 3
+
+static inline __attribute__((always_inline)) void
+dense_tile(float *y, int64_t ys, const void *w, int64_t ws, int R, const void *x, int64_t xs, int T,
+           int64_t cols, int half)
+{
+    __m512 a0[TILE_R][TILE_T], a1[TILE_R][TILE_T], xv[TILE_T];
+    UNROLL for (int i = 0; i < R; i++)
+        UNROLL for (int t = 0; t < T; t++)
+            a0[i][t] = a1[i][t] = _mm512_setzero_ps();
     int64_t c = 0;
     for (; c + 32 <= cols; c += 32) {
-        __m512 x0 = _mm512_loadu_ps(x + c), x1 = _mm512_loadu_ps(x + c + 16);
-        for (int i = 0; i < R; i++) {
-            a0[i] = _mm512_fmadd_ps(_mm512_loadu_ps(w + i * stride + c), x0, a0[i]);
-            a1[i] = _mm512_fmadd_ps(_mm512_loadu_ps(w + i * stride + c + 16), x1, a1[i]);
+        UNROLL for (int t = 0; t < T; t++)
+            xv[t] = ld16(x, t * xs + c, half);
+        UNROLL for (int i = 0; i < R; i++) {
+            __m512 wv = ld16(w, i * ws + c, half);
+            UNROLL for (int t = 0; t < T; t++)
+                a0[i][t] = _mm512_fmadd_ps(wv, xv[t], a0[i][t]);
+        }
+        UNROLL for (int t = 0; t < T; t++)
+            xv[t] = ld16(x, t * xs + c + 16, half);
+        UNROLL for (int i = 0; i < R; i++) {
+            __m512 wv = ld16(w, i * ws + c + 16, half);
+            UNROLL for (int t = 0; t < T; t++)
+                a1[i][t] = _mm512_fmadd_ps(wv, xv[t], a1[i][t]);
         }
     }
     if (c + 16 <= cols) {
-        __m512 x0 = _mm512_loadu_ps(x + c);
-        for (int i = 0; i < R; i++)
-            a0[i] = _mm512_fmadd_ps(_mm512_loadu_ps(w + i * stride + c), x0, a0[i]);
+        UNROLL for (int t = 0; t < T; t++)
+            xv[t] = ld16(x, t * xs + c, half);
+        UNROLL for (int i = 0; i < R; i++) {
+            __m512 wv = ld16(w, i * ws + c, half);
+            UNROLL for (int t = 0; t < T; t++)
+                a0[i][t] = _mm512_fmadd_ps(wv, xv[t], a0[i][t]);
+        }
         c += 16;
     }
     if (c < cols) {
         __mmask16 m = first_lanes(cols - c);
-        __m512 x0 = _mm512_maskz_loadu_ps(m, x + c);
-        for (int i = 0; i < R; i++)
-            a1[i] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + i * stride + c), x0, a1[i]);
+        UNROLL for (int t = 0; t < T; t++)
+            xv[t] = ld16m(m, x, t * xs + c, half);
+        UNROLL for (int i = 0; i < R; i++) {
+            __m512 wv = ld16m(m, w, i * ws + c, half);
+            UNROLL for (int t = 0; t < T; t++)
+                a1[i][t] = _mm512_fmadd_ps(wv, xv[t], a1[i][t]);
+        }
     }
-    for (int i = 0; i < R; i++)
-        out[i] = _mm512_reduce_add_ps(_mm512_add_ps(a0[i], a1[i]));
+    UNROLL for (int i = 0; i < R; i++)
+        UNROLL for (int t = 0; t < T; t++)
+            y[t * ys + i] = _mm512_reduce_add_ps(_mm512_add_ps(a0[i][t], a1[i][t]));
+}
+
+/* One call per tile shape, so each gets code with its loops unrolled. */
+static void dense_tile_any(float *y, int64_t ys, const void *w, int64_t ws, int R, const void *x,
+                           int64_t xs, int T, int64_t cols, int half)
+{
+#define CASE(r, t)                                                                        \
+    case r * 8 + t:                                                                       \
+        if (half)                                                                         \
+            dense_tile(y, ys, w, ws, r, x, xs, t, cols, 1);                               \
+        else                                                                              \
+            dense_tile(y, ys, w, ws, r, x, xs, t, cols, 0);                               \
+        return;
+    switch (R * 8 + T) {
+        CASE(4, 3) CASE(4, 2) CASE(4, 1) CASE(1, 3) CASE(1, 2) CASE(1, 1)
+    }
+#undef CASE
+}
+
+static void dense_rows(float *y, const kp_tensor *w, const void *xv, int n, int64_t r0,
+                       int64_t r1, int half)
+{
+    const int64_t cols = w->ne[0], rows = kp_tensor_nrows(w), es = half ? 2 : 4;
+    for (int64_t r = r0; r < r1;) {
+        const int R = r1 - r >= TILE_R ? TILE_R : 1;
+        for (int t = 0; t < n; t += TILE_T) {
+            const int T = n - t >= TILE_T ? TILE_T : n - t;
+            dense_tile_any(y + (int64_t)t * rows + r, rows, (const char *)w->data + r * cols * es,
+                           cols, R, (const char *)xv + (int64_t)t * cols * es, cols, T, cols, half);
+        }
+        r += R;
+    }
 }
 
 static void f32_rows(float *y, const kp_tensor *w, const void *work, const float *x, int n,
                      int64_t r0, int64_t r1)
 {
     (void)work;
-    const int64_t cols = w->ne[0], rows = kp_tensor_nrows(w);
-    const float *W = w->data;
-    float o[4];
-    int64_t r = r0;
-    for (; r + 4 <= r1; r += 4)
-        for (int t = 0; t < n; t++) {
-            f32_dot_rows(o, W + r * cols, cols, 4, x + (int64_t)t * cols, cols);
-            memcpy(y + (int64_t)t * rows + r, o, sizeof o);
-        }
-    for (; r < r1; r++)
-        for (int t = 0; t < n; t++)
-            f32_dot_rows(y + (int64_t)t * rows + r, W + r * cols, cols, 1, x + (int64_t)t * cols,
-                         cols);
+    dense_rows(y, w, x, n, r0, r1, 0);
 }
 
 const kp_cpu_wtype kp_cpu_f32_avx512 = {NULL, NULL, f32_rows, kp_cpu_f32_dequant_row};
-
-/* ---- F16 */
-
-static inline __m512 load16h(const uint16_t *p)
-{
-    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));
-}
-
-static inline __m512 load16h_mask(__mmask16 m, const uint16_t *p)
-{
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
-}
-
-static inline __attribute__((always_inline)) void f16_dot_rows(float *out, const uint16_t *w,
-                                                               int64_t stride, int R,
-                                                               const uint16_t *x, int64_t cols)
-{
-    __m512 a0[4], a1[4];
-    for (int i = 0; i < R; i++)
-        a0[i] = a1[i] = _mm512_setzero_ps();
-    int64_t c = 0;
-    for (; c + 32 <= cols; c += 32) {
-        __m512 x0 = load16h(x + c), x1 = load16h(x + c + 16);
-        for (int i = 0; i < R; i++) {
-            a0[i] = _mm512_fmadd_ps(load16h(w + i * stride + c), x0, a0[i]);
-            a1[i] = _mm512_fmadd_ps(load16h(w + i * stride + c + 16), x1, a1[i]);
-        }
-    }
-    if (c + 16 <= cols) {
-        __m512 x0 = load16h(x + c);
-        for (int i = 0; i < R; i++)
-            a0[i] = _mm512_fmadd_ps(load16h(w + i * stride + c), x0, a0[i]);
-        c += 16;
-    }
-    if (c < cols) {
-        __mmask16 m = first_lanes(cols - c);
-        __m512 x0 = load16h_mask(m, x + c);
-        for (int i = 0; i < R; i++)
-            a1[i] = _mm512_fmadd_ps(load16h_mask(m, w + i * stride + c), x0, a1[i]);
-    }
-    for (int i = 0; i < R; i++)
-        out[i] = _mm512_reduce_add_ps(_mm512_add_ps(a0[i], a1[i]));
-}
 
 static void f16_rows(float *y, const kp_tensor *w, const void *work, const float *x, int n,
                      int64_t r0, int64_t r1)
 {
     (void)x;
-    const int64_t cols = w->ne[0], rows = kp_tensor_nrows(w);
-    const uint16_t *W = w->data, *X = work;
-    float o[4];
-    int64_t r = r0;
-    for (; r + 4 <= r1; r += 4)
-        for (int t = 0; t < n; t++) {
-            f16_dot_rows(o, W + r * cols, cols, 4, X + (int64_t)t * cols, cols);
-            memcpy(y + (int64_t)t * rows + r, o, sizeof o);
-        }
-    for (; r < r1; r++)
-        for (int t = 0; t < n; t++)
-            f16_dot_rows(y + (int64_t)t * rows + r, W + r * cols, cols, 1, X + (int64_t)t * cols,
-                         cols);
+    dense_rows(y, w, work, n, r0, r1, 1);
 }
 
 static void f16_prepare(void *work, const float *x, int n, int64_t cols, const kp_tensor *w)
@@ -139,54 +149,92 @@ static void f16_prepare(void *work, const float *x, int n, int64_t cols, const k
 const kp_cpu_wtype kp_cpu_f16_avx512 = {kp_cpu_f16_work_size, f16_prepare, f16_rows,
                                         kp_cpu_f16_dequant_row};
 
-/* ---- attention primitives */
+/* ---- attention loops */
 
-static float dot_f32(const float *a, const float *b, int n)
+/* Scores of P positions at once, one accumulator each (16 columns a step, masked tail). */
+static inline __attribute__((always_inline)) void
+scores_blk(float *att, const float *q, const void *k, int64_t stride, int P, int hd, float scale,
+           int half)
 {
-    float r;
-    f32_dot_rows(&r, a, 0, 1, b, n);
-    return r;
-}
-
-static float dot_f16(const float *a, const uint16_t *b, int n)
-{
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[8];
+    UNROLL for (int j = 0; j < P; j++)
+        acc[j] = _mm512_setzero_ps();
     int i = 0;
-    for (; i + 16 <= n; i += 16)
-        acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), load16h(b + i), acc);
-    if (i < n) {
-        __mmask16 m = first_lanes(n - i);
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), load16h_mask(m, b + i), acc);
+    for (; i + 16 <= hd; i += 16) {
+        __m512 qv = _mm512_loadu_ps(q + i);
+        UNROLL for (int j = 0; j < P; j++)
+            acc[j] = _mm512_fmadd_ps(qv, ld16(k, j * stride + i, half), acc[j]);
     }
-    return _mm512_reduce_add_ps(acc);
-}
-
-static void axpy_f32(float *y, float a, const float *x, int n)
-{
-    __m512 va = _mm512_set1_ps(a);
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
-    if (i < n) {
-        __mmask16 m = first_lanes(n - i);
-        _mm512_mask_storeu_ps(y + i, m,
-                              _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i),
-                                              _mm512_maskz_loadu_ps(m, y + i)));
+    if (i < hd) {
+        __mmask16 m = first_lanes(hd - i);
+        __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
+        UNROLL for (int j = 0; j < P; j++)
+            acc[j] = _mm512_fmadd_ps(qv, ld16m(m, k, j * stride + i, half), acc[j]);
     }
+    UNROLL for (int j = 0; j < P; j++)
+        att[j] = _mm512_reduce_add_ps(acc[j]) * scale;
 }
 
-static void axpy_f16(float *y, float a, const uint16_t *x, int n)
+static void scores(float *att, const float *q, const void *k, int64_t stride, int np, int hd,
+                   float scale, int f16)
 {
-    __m512 va = _mm512_set1_ps(a);
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, load16h(x + i), _mm512_loadu_ps(y + i)));
-    if (i < n) {
-        __mmask16 m = first_lanes(n - i);
-        _mm512_mask_storeu_ps(y + i, m,
-                              _mm512_fmadd_ps(va, load16h_mask(m, x + i),
-                                              _mm512_maskz_loadu_ps(m, y + i)));
+    const int64_t es = f16 ? 2 : 4;
+    int p = 0;
+    for (; p + 8 <= np; p += 8) {
+        const void *kp = (const char *)k + p * stride * es;
+        if (f16)
+            scores_blk(att + p, q, kp, stride, 8, hd, scale, 1);
+        else
+            scores_blk(att + p, q, kp, stride, 8, hd, scale, 0);
+    }
+    for (; p < np; p++) {
+        const void *kp = (const char *)k + p * stride * es;
+        if (f16)
+            scores_blk(att + p, q, kp, stride, 1, hd, scale, 1);
+        else
+            scores_blk(att + p, q, kp, stride, 1, hd, scale, 0);
     }
 }
 
-const kp_cpu_vec kp_cpu_vec_avx512 = {dot_f32, dot_f16, axpy_f32, axpy_f16};
+/* Up to NV vectors of the output held in registers over all positions; the last one masked. */
+static inline __attribute__((always_inline)) void
+wsum_blk(float *out, const float *att, const void *v, int64_t stride, int np, int NV,
+         __mmask16 last, int half)
+{
+    __m512 acc[8];
+    UNROLL for (int j = 0; j < NV; j++)
+        acc[j] = _mm512_setzero_ps();
+    for (int p = 0; p < np; p++) {
+        __m512 a = _mm512_set1_ps(att[p]);
+        UNROLL for (int j = 0; j < NV; j++) {
+            __mmask16 m = j == NV - 1 ? last : (__mmask16)0xffff;
+            acc[j] = _mm512_fmadd_ps(a, ld16m(m, v, p * stride + j * 16, half), acc[j]);
+        }
+    }
+    UNROLL for (int j = 0; j < NV; j++)
+        _mm512_mask_storeu_ps(out + j * 16, j == NV - 1 ? last : (__mmask16)0xffff, acc[j]);
+}
+
+static void wsum(float *out, const float *att, const void *v, int64_t stride, int np, int hd,
+                 int f16)
+{
+    const int64_t es = f16 ? 2 : 4;
+    for (int i0 = 0; i0 < hd; i0 += 128) {
+        const int rem = hd - i0 < 128 ? hd - i0 : 128, nv = (rem + 15) / 16;
+        const __mmask16 last = rem % 16 ? first_lanes(rem % 16) : (__mmask16)0xffff;
+        const void *vb = (const char *)v + i0 * es;
+#define CASE(n)                                                                            \
+    case n:                                                                                \
+        if (f16)                                                                           \
+            wsum_blk(out + i0, att, vb, stride, np, n, last, 1);                           \
+        else                                                                               \
+            wsum_blk(out + i0, att, vb, stride, np, n, last, 0);                           \
+        break;
+        switch (nv) {
+            CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+        }
+#undef CASE
+    }
+}
+
+const kp_cpu_vec kp_cpu_vec_avx512 = {scores, wsum};

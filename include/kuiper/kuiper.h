@@ -300,6 +300,42 @@ KP_API void kp_generate_params_init(kp_generate_params *p);
 KP_API kp_status kp_generate(kp_session *s, const int32_t *prompt, size_t n_prompt,
                              const kp_generate_params *p, kp_generate_stats *stats);
 
+/* ---------------------------------------------------------------- chat */
+
+/* One conversation turn. `role` is "system", "user" or "assistant"; `content` is UTF-8 text.
+ * Both are borrowed for the duration of the call only. */
+typedef struct kp_chat_msg {
+    const char *role;
+    const char *content;
+} kp_chat_msg;
+
+/* Renders `msgs[0..n)` as prompt text with the model's own chat template (the GGUF
+ * `tokenizer.chat_template`), producing exactly what Hugging Face's apply_chat_template gives for
+ * that template (tools and extra template variables unset). `add_assistant` non-zero opens the
+ * assistant's turn at the end (add_generation_prompt); templates that ignore that flag (Llama 2,
+ * Llama 3 base) are followed, not overridden.
+ * The text may contain special-token text and, for Llama 2/3 families, begins with the BOS text:
+ * tokenize it with KP_TOKENIZE_PARSE_SPECIAL and without KP_TOKENIZE_ADD_SPECIAL in that case.
+ * Output: caller-owned `buf` of `cap` bytes; *len gets the prompt's length in bytes (without a
+ * terminating NUL, which is written only when cap > *len). A too-small buffer returns
+ * KP_ERR_BUFFER_TOO_SMALL with *len = the size needed (call with buf NULL, cap 0 to measure).
+ * Errors: KP_ERR_NOT_FOUND if the model has no template, KP_ERR_UNSUPPORTED for a template of a
+ * family we cannot render, KP_ERR_INVALID_ARG for an empty list, a NULL field, a role other than
+ * system/user/assistant, or (Llama 2) turns that do not alternate user/assistant.
+ * Thread-safe: reads the model only. */
+KP_API kp_status kp_chat_format(const kp_model *m, const kp_chat_msg *msgs, size_t n, int add_assistant,
+                                char *buf, size_t cap, size_t *len);
+
+/* As kp_chat_format, with the template given: either a Jinja chat template string (its family is
+ * recognised from its markers: `<|start_header_id|>` Llama 3/3.1, `<|im_start|>` ChatML such as
+ * Qwen2.5, Qwen3 and SmolLM2, `[INST]` Llama 2; per-model details such as a default system prompt
+ * are read from the template text) or a family name forcing the plain form of a family:
+ * "llama3", "chatml" or "llama2". BOS/EOS texts are the family's own (`<|begin_of_text|>`,
+ * `<s>`/`</s>`). Llama 3.1 Instruct's "Today Date" is the template's default date_string
+ * ("26 Jul 2024"), never the current date, so renderings are reproducible. */
+KP_API kp_status kp_chat_format_template(const char *template_or_family, const kp_chat_msg *msgs, size_t n,
+                                         int add_assistant, char *buf, size_t cap, size_t *len);
+
 /* ---------------------------------------------------------------- tensors */
 
 typedef enum kp_dtype {

@@ -51,6 +51,17 @@ struct kp_tokenizer {
      * skip_special_tokens=false), 0 renders nothing. */
     int render_control;
     void *impl;
+    /* (added by the tokenizer work; zero/NULL when unused) */
+    /* Hugging Face's Strip(start=1) / Metaspace decoders: drop one leading space of the decoded
+     * text only where it begins (not after BOS: "<s> Hi" stays as it is). */
+    int strip_leading_space;
+    /* What KP_TOKENIZE_ADD_SPECIAL adds: BOS in front / EOS at the end. */
+    int add_bos, add_eos;
+    /* Chat template (NUL-terminated) from tokenizer_config.json or GGUF, NULL if none. Owned by
+     * the implementation: kp_tokenizer_set_chat_template copies it and the destroy functions in
+     * this directory free it. */
+    char *chat_template;
+    size_t chat_template_len;
 };
 
 /* Allocates the shared tables for n_vocab ids (pieces empty, types NORMAL, specials -1). */
@@ -96,8 +107,64 @@ kp_status kp_tokenizer_spm_model_new(const kp_allocator *a, const uint8_t *data,
                                      kp_tokenizer **out);
 /* The vocabulary stored in a GGUF file (implemented by the GGUF reader). */
 kp_status kp_gguf_tokenizer_new(const kp_allocator *a, const uint8_t *data, size_t size, kp_tokenizer **out);
+/* The same from memory: `json` is tokenizer.json, `config` (may be NULL) tokenizer_config.json;
+ * `name` labels error messages. Neither buffer needs to outlive the call. */
+kp_status kp_tokenizer_hf_json_from_memory(const kp_allocator *a, const char *json, size_t len, const char *config,
+                                           size_t config_len, const char *name, kp_tokenizer **out);
+
 /* GGUF vocabularies are built by the GGUF reader through constructors declared below this line
  * (SentencePiece-style scores for tokenizer.ggml.model "llama", byte-level BPE with merges for
  * "gpt2"). */
+
+/* A vocabulary as GGUF stores it (tokenizer.ggml.*). All arrays are borrowed for the call only;
+ * strings are length-delimited (no NUL needed). */
+typedef struct kp_vocab_arrays {
+    int32_t n;                      /* tokenizer.ggml.tokens: count */
+    const char *const *tokens;      /*   n texts (U+2581 for spaces in "llama"; GPT-2 byte
+                                         characters in "gpt2") */
+    const uint32_t *token_lens;
+    const float *scores;            /* tokenizer.ggml.scores: n, or NULL (all 0) */
+    const int32_t *types;           /* tokenizer.ggml.token_type: n kp_token_type values, or NULL
+                                       (all NORMAL) */
+    int32_t n_merges;               /* tokenizer.ggml.merges ("gpt2" only): "a b" strings */
+    const char *const *merges;
+    const uint32_t *merge_lens;
+    const char *pre;                /* tokenizer.ggml.pre ("gpt2" only), NUL-terminated; NULL =
+                                       "default". Known: llama3/llama-v3/llama-bpe/falcon3,
+                                       qwen2/deepseek-r1-qwen, smollm (and starcoder, refact,
+                                       command-r, codeshell, exaone, minerva-7b), gpt-2/gpt2/mpt/
+                                       olmo/jais, default; others give KP_ERR_UNSUPPORTED. */
+    int32_t bos, eos, eot, unk, pad; /* tokenizer.ggml.*_token_id; -1 when absent */
+    int add_bos;                    /* tokenizer.ggml.add_bos_token: 1, 0, or -1 when absent
+                                       ("llama": counts as 1; "gpt2": 1 for the Llama 3 family) */
+    int add_eos;                    /* tokenizer.ggml.add_eos_token: 1, 0, -1 (= 0) */
+    int add_space_prefix;           /* tokenizer.ggml.add_space_prefix ("llama"): 1, 0, -1 (= 1) */
+    const char *chat_template;      /* tokenizer.chat_template or NULL; copied */
+    size_t chat_template_len;
+} kp_vocab_arrays;
+
+/* tokenizer.ggml.model "llama": SentencePiece-style BPE over scores, encoding like llama.cpp's
+ * SPM tokenizer: a space is prepended (add_space_prefix) to each stretch of text that starts the
+ * input or follows a special token, spaces become U+2581, the highest-scoring adjacent pair
+ * that forms a token is merged first, and characters that end up in no token are written as
+ * <0xXX> byte tokens (or unk). Requires scores for meaningful output. */
+kp_status kp_tokenizer_spm_vocab_new(const kp_allocator *a, const kp_vocab_arrays *v, kp_tokenizer **out);
+
+/* tokenizer.ggml.model "gpt2": byte-level BPE with merges, encoding like llama.cpp does for
+ * these vocabularies (the same ids as Hugging Face for Llama 3, Qwen2 and SmolLM files): the
+ * pre-tokenizer regexes of `pre`, then rank-ordered merges over the raw bytes; Llama 3 ("ignore
+ * merges") takes a whole pre-token that is itself a token as is. */
+kp_status kp_tokenizer_bpe_vocab_new(const kp_allocator *a, const kp_vocab_arrays *v, kp_tokenizer **out);
+
+/* For both GGUF constructors, tokens of type CONTROL, USER_DEFINED or UNKNOWN are matched as
+ * literal text in the input before anything else (longest token first, as llama.cpp does):
+ * USER_DEFINED always, CONTROL and UNKNOWN only with KP_TOKENIZE_PARSE_SPECIAL. ADD_SPECIAL adds
+ * BOS if add_bos and EOS if add_eos. `eog` is set for eos, eot and special tokens named
+ * <|eot_id|>, <|im_end|>, <|end|>, <end_of_turn>, <|endoftext|>, <|eom_id|>, <EOT>,
+ * <|end_of_text|>; t->eot is filled from those names when the file gives none. */
+
+/* Copies a chat template into t->chat_template, replacing any previous one. */
+kp_status kp_tokenizer_set_chat_template(kp_tokenizer *t, const char *s, size_t n);
+void kp_tokenizer_free_chat_template(kp_tokenizer *t);
 
 #endif

@@ -71,10 +71,15 @@ static inline double ref_half(uint16_t h)
 
 static inline double ref_bf16(uint16_t h)
 {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
+    int s = h >> 15, e = (h >> 7) & 0xff, m = h & 0x7f;
+    double v;
+    if (e == 0)
+        v = ldexp((double)m, -133);
+    else if (e == 255)
+        v = m ? NAN : INFINITY;
+    else
+        v = ldexp((double)(m | 0x80), e - 134);
+    return s ? -v : v;
 }
 
 static inline void *xmalloc(size_t n)

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "backends/cpu/cpu_backend.h"
 #include "ops_test.h"
 
 /* ---- test weights: values chosen in float, stored in the type's encoding */
@@ -458,14 +459,17 @@ static void test_backend_matmul(void **state)
             double *ref = xmalloc((size_t)(n * rows) * 8), *bound = xmalloc((size_t)(n * rows) * 8);
             reference(&w, x, n, ref, bound);
             float *y = xmalloc((size_t)(n * rows) * 4);
-            for (int l = 0; l <= (int)kp_cpu_isa_detected(); l++) {
-                kp_isa old = kp_cpu_isa_cap((kp_isa)l);
-                snprintf(what, sizeof what, "backend %s n=%d cap %s", kp_dtype_name(types[d]), n,
-                         kp_isa_name((kp_isa)l));
-                run_backend(be, &w, x, n, y);
-                kp_cpu_isa_cap(old);
-                check_close(y, ref, bound, (size_t)(n * rows), 1.0, what);
-            }
+            for (int l = 0; l <= (int)kp_cpu_isa_detected(); l++)
+                for (int blas = 0; blas < 2; blas++) {
+                    /* blas 0: the backend's own kernel even for float prefill */
+                    kp_cpu_backend_set_blas_min_tokens(be, blas ? 1 : 0);
+                    kp_isa old = kp_cpu_isa_cap((kp_isa)l);
+                    snprintf(what, sizeof what, "backend %s n=%d cap %s blas %d",
+                             kp_dtype_name(types[d]), n, kp_isa_name((kp_isa)l), blas);
+                    run_backend(be, &w, x, n, y);
+                    kp_cpu_isa_cap(old);
+                    check_close(y, ref, bound, (size_t)(n * rows), 1.0, what);
+                }
             free(v), free(x), free(ref), free(bound), free(y);
             tw_free(&w);
         }
@@ -504,6 +508,38 @@ static void test_threads_identical(void **state)
         be[k]->ops->destroy(be[k]);
 }
 
+/* With the backend's own kernels, a row of a batch equals the same row computed alone: prompt
+ * prefill and one-token decode agree bit for bit (tiles never change a dot product). */
+static void test_batch_equals_single(void **state)
+{
+    (void)state;
+    test_rng rng = {555};
+    static const kp_dtype types[] = {KP_DTYPE_F32, KP_DTYPE_F16, KP_DTYPE_BF16, KP_DTYPE_I8G};
+    kp_backend *be = new_backend(2);
+    kp_cpu_backend_set_blas_min_tokens(be, 0);
+    for (int l = 0; l <= (int)kp_cpu_isa_detected(); l++)
+        for (size_t d = 0; d < 4; d++) {
+            const int64_t rows = 71, cols = 160;
+            const int n = 7;
+            float *v = xmalloc((size_t)(rows * cols) * 4), *x = xmalloc((size_t)(n * cols) * 4);
+            fill_gauss(&rng, v, (size_t)(rows * cols), 0.5f);
+            fill_gauss(&rng, x, (size_t)(n * cols), 1.0f);
+            tw w;
+            tw_make(&w, types[d], rows, cols, 32, v);
+            float *yb = xmalloc((size_t)(n * rows) * 4), *y1 = xmalloc((size_t)rows * 4);
+            kp_isa old = kp_cpu_isa_cap((kp_isa)l);
+            run_backend(be, &w, x, n, yb);
+            for (int t = 0; t < n; t++) {
+                run_backend(be, &w, x + t * cols, 1, y1);
+                assert_memory_equal(y1, yb + t * rows, (size_t)rows * 4);
+            }
+            kp_cpu_isa_cap(old);
+            free(v), free(x), free(yb), free(y1);
+            tw_free(&w);
+        }
+    be->ops->destroy(be);
+}
+
 int main(void)
 {
     fprintf(stderr, "detected ISA: %s, in use: %s\n", kp_isa_name(kp_cpu_isa_detected()),
@@ -521,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_i8g_groups_cross_rows),
         cmocka_unit_test(test_backend_matmul),
         cmocka_unit_test(test_threads_identical),
+        cmocka_unit_test(test_batch_equals_single),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -106,8 +106,18 @@ void kp_quant_dequant_row(const kp_tensor *w, int64_t row, float *dst);
 const kp_cpu_wtype *kp_quant_scalar_get(kp_dtype t);
 #if defined(__x86_64__) || defined(__i386__)
 #define KP_QUANT_X86 1
-const kp_cpu_wtype *kp_quant_avx2_get(kp_dtype t);
-const kp_cpu_wtype *kp_quant_avx512vnni_get(kp_dtype t);
+#define KP_QUANT_DECLARE_LEVEL(sfx)                                                 \
+    const kp_cpu_wtype *kp_quant_get_##sfx(kp_dtype t);                             \
+    float kp_qdot_q8_0_##sfx(const void *w, const void *act, int64_t cols);         \
+    float kp_qdot_q4_0_##sfx(const void *w, const void *act, int64_t cols);         \
+    float kp_qdot_q4_1_##sfx(const void *w, const void *act, int64_t cols);         \
+    float kp_qdot_q5_0_##sfx(const void *w, const void *act, int64_t cols);         \
+    float kp_qdot_q5_1_##sfx(const void *w, const void *act, int64_t cols);         \
+    float kp_qdot_q4_k_##sfx(const void *w, const void *act, int64_t cols);         \
+    float kp_qdot_q5_k_##sfx(const void *w, const void *act, int64_t cols);         \
+    float kp_qdot_q6_k_##sfx(const void *w, const void *act, int64_t cols);
+KP_QUANT_DECLARE_LEVEL(avx2)
+KP_QUANT_DECLARE_LEVEL(avx512vnni)
 #endif
 
 /* The matmul row loop every level uses around its dot: y[t*rows + r] for r in [r0, r1), t < n. */

@@ -1,0 +1,565 @@
+/* x86 dot products of GGUF blocks with quantized activations, 256-bit wide. This file is
+ * compiled twice: with AVX2+FMA+F16C (KP_QUANT_VNNI undefined) and with AVX-512 VNNI + VL
+ * (KP_QUANT_VNNI=1), where one vpdpbusd replaces the maddubs/madd pair of the byte products.
+ * Integer block sums are exact, so each variant differs from the scalar reference only in the
+ * order of the float additions. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "quant.h"
+
+#ifdef KP_QUANT_VNNI
+#define KP_QV(name) name##_avx512vnni
+#else
+#define KP_QV(name) name##_avx2
+#endif
+
+static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+static inline float hsum_ps(__m256 v)
+{
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+/* 8 int32 lanes, each the sum of 4 products of unsigned bytes `u` with signed bytes `s`.
+ * Without VNNI the int16 stage cannot saturate here: |u| <= 128 paired with |s| <= 127. */
+static inline __m256i dot_us(__m256i u, __m256i s)
+{
+#ifdef KP_QUANT_VNNI
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+/* Signed bytes times signed bytes: move the sign of `a` onto `b`. */
+static inline __m256i dot_ss(__m256i a, __m256i b)
+{
+    return dot_us(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
+}
+
+/* 32 nibbles of 16 bytes: low nibbles are elements 0..15, high nibbles 16..31. */
+static inline __m256i nibbles32(const uint8_t *p)
+{
+    const __m128i raw = _mm_loadu_si128((const __m128i *)p);
+    const __m256i v = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+}
+
+/* Byte i is 0xFF where bit i of the 32-bit little-endian word at p is set. */
+static inline __m256i bits32(const uint8_t *p)
+{
+    uint32_t x;
+    memcpy(&x, p, 4);
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2,
+                                            2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), spread);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+/* ---- 32-element block types. Two accumulators hide the FMA latency. */
+
+static inline float dot_q8_0(const void *w, const void *act, int64_t cols)
+{
+    const kp_blk_q8_0 *x = w;
+    const int8_t *q = act;
+    const float *d = kp_act_d(act, cols);
+    const int64_t nb = cols / KP_QK;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 1 < nb; b += 2) {
+        const __m256i p0 = dot_ss(ld256(x[b].qs), ld256(q + b * KP_QK));
+        const __m256i p1 = dot_ss(ld256(x[b + 1].qs), ld256(q + (b + 1) * KP_QK));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d[b]), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b + 1].d) * d[b + 1]), _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; b < nb; b++) {
+        const __m256i p0 = dot_ss(ld256(x[b].qs), ld256(q + b * KP_QK));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d[b]), _mm256_cvtepi32_ps(p0), acc0);
+    }
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+static inline float dot_q4_0(const void *w, const void *act, int64_t cols)
+{
+    const kp_blk_q4_0 *x = w;
+    const int8_t *q = act;
+    const float *d = kp_act_d(act, cols);
+    const int64_t nb = cols / KP_QK;
+    const __m256i eight = _mm256_set1_epi8(8);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 1 < nb; b += 2) {
+        const __m256i w0 = _mm256_sub_epi8(nibbles32(x[b].qs), eight);
+        const __m256i w1 = _mm256_sub_epi8(nibbles32(x[b + 1].qs), eight);
+        const __m256i p0 = dot_ss(w0, ld256(q + b * KP_QK));
+        const __m256i p1 = dot_ss(w1, ld256(q + (b + 1) * KP_QK));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d[b]), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b + 1].d) * d[b + 1]), _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; b < nb; b++) {
+        const __m256i w0 = _mm256_sub_epi8(nibbles32(x[b].qs), eight);
+        const __m256i p0 = dot_ss(w0, ld256(q + b * KP_QK));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d[b]), _mm256_cvtepi32_ps(p0), acc0);
+    }
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+static inline float dot_q4_1(const void *w, const void *act, int64_t cols)
+{
+    const kp_blk_q4_1 *x = w;
+    const int8_t *q = act;
+    const float *d = kp_act_d(act, cols), *s = kp_act_s(act, cols);
+    const int64_t nb = cols / KP_QK;
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0.f;
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i p = dot_us(nibbles32(x[b].qs), ld256(q + b * KP_QK));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d[b]), _mm256_cvtepi32_ps(p), acc);
+        summs += h2f(x[b].m) * s[b];
+    }
+    return hsum_ps(acc) + summs;
+}
+
+static inline float dot_q5_0(const void *w, const void *act, int64_t cols)
+{
+    const kp_blk_q5_0 *x = w;
+    const int8_t *q = act;
+    const float *d = kp_act_d(act, cols);
+    const int64_t nb = cols / KP_QK;
+    const __m256i b4 = _mm256_set1_epi8(0x10), sixteen = _mm256_set1_epi8(16);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i v = _mm256_or_si256(nibbles32(x[b].qs), _mm256_and_si256(bits32(x[b].qh), b4));
+        v = _mm256_sub_epi8(v, sixteen);
+        const __m256i p = dot_ss(v, ld256(q + b * KP_QK));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d[b]), _mm256_cvtepi32_ps(p), acc);
+    }
+    return hsum_ps(acc);
+}
+
+static inline float dot_q5_1(const void *w, const void *act, int64_t cols)
+{
+    const kp_blk_q5_1 *x = w;
+    const int8_t *q = act;
+    const float *d = kp_act_d(act, cols), *s = kp_act_s(act, cols);
+    const int64_t nb = cols / KP_QK;
+    const __m256i b4 = _mm256_set1_epi8(0x10);
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0.f;
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i v = _mm256_or_si256(nibbles32(x[b].qs), _mm256_and_si256(bits32(x[b].qh), b4));
+        const __m256i p = dot_us(v, ld256(q + b * KP_QK));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d[b]), _mm256_cvtepi32_ps(p), acc);
+        summs += h2f(x[b].m) * s[b];
+    }
+    return hsum_ps(acc) + summs;
+}
+
+/* ---- K-quants: per-sub-block integer scales are applied with madd on the int16 products,
+ * then one float multiply per super-block. */
+
+static inline void k4_scales(const uint8_t *s, int16_t sc[8], int mn[8])
+{
+    for (int j = 0; j < 8; j++) {
+        int a, m;
+        kp_k4_scale_min(j, s, &a, &m);
+        sc[j] = (int16_t)a;
+        mn[j] = m;
+    }
+}
+
+static inline int k4_mins(const int mn[8], const int16_t *bs)
+{
+    int summ = 0;
+    for (int j = 0; j < 8; j++)
+        summ += mn[j] * (bs[2 * j] + bs[2 * j + 1]);
+    return summ;
+}
+
+/* products of 32 unsigned (<= 63) weights with 32 activations, times a per-32 scale */
+static inline __m256i scaled32(__m256i u, __m256i a, int16_t sc)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, a), _mm256_set1_epi16(sc));
+}
+
+static inline float dot_q4_k(const void *w, const void *act, int64_t cols)
+{
+    const kp_blk_q4_k *x = w;
+    const int8_t *q8 = act;
+    const float *d8 = kp_act_d(act, cols);
+    const int16_t *bs = kp_act_bsums(act, cols);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.f;
+    for (int64_t b = 0; b < cols / KP_QKK; b++, q8 += KP_QKK, bs += 16) {
+        int16_t sc[8];
+        int mn[8];
+        k4_scales(x[b].scales, sc, mn);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            const __m256i raw = ld256(x[b].qs + 32 * c);
+            const __m256i lo = _mm256_and_si256(raw, m4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+            sumi = _mm256_add_epi32(sumi, scaled32(lo, ld256(q8 + 64 * c), sc[2 * c]));
+            sumi = _mm256_add_epi32(sumi, scaled32(hi, ld256(q8 + 64 * c + 32), sc[2 * c + 1]));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d8[b]), _mm256_cvtepi32_ps(sumi), acc);
+        mins += (h2f(x[b].dmin) * d8[b]) * (float)k4_mins(mn, bs);
+    }
+    return hsum_ps(acc) - mins;
+}
+
+static inline float dot_q5_k(const void *w, const void *act, int64_t cols)
+{
+    const kp_blk_q5_k *x = w;
+    const int8_t *q8 = act;
+    const float *d8 = kp_act_d(act, cols);
+    const int16_t *bs = kp_act_bsums(act, cols);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.f;
+    for (int64_t b = 0; b < cols / KP_QKK; b++, q8 += KP_QKK, bs += 16) {
+        int16_t sc[8];
+        int mn[8];
+        k4_scales(x[b].scales, sc, mn);
+        __m256i hb = ld256(x[b].qh), sumi = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            /* bit 2c of qh[l] tops element 64c+l, bit 2c+1 element 64c+32+l; shifting the
+             * 16-bit lanes by 2 per step only ever pulls foreign bits above bit 1 */
+            const __m256i raw = ld256(x[b].qs + 32 * c);
+            const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(hb, one), 4);
+            const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), one), 4);
+            const __m256i lo = _mm256_or_si256(_mm256_and_si256(raw, m4), h0);
+            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), m4), h1);
+            sumi = _mm256_add_epi32(sumi, scaled32(lo, ld256(q8 + 64 * c), sc[2 * c]));
+            sumi = _mm256_add_epi32(sumi, scaled32(hi, ld256(q8 + 64 * c + 32), sc[2 * c + 1]));
+            hb = _mm256_srli_epi16(hb, 2);
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d8[b]), _mm256_cvtepi32_ps(sumi), acc);
+        mins += (h2f(x[b].dmin) * d8[b]) * (float)k4_mins(mn, bs);
+    }
+    return hsum_ps(acc) - mins;
+}
+
+static inline float dot_q6_k(const void *w, const void *act, int64_t cols)
+{
+    const kp_blk_q6_k *x = w;
+    const int8_t *q8 = act;
+    const float *d8 = kp_act_d(act, cols);
+    const int16_t *bs = kp_act_bsums(act, cols);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < cols / KP_QKK; b++, q8 += KP_QKK, bs += 16) {
+        const int8_t *sc = x[b].scales;
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i l0 = ld256(x[b].ql + 64 * h), l1 = ld256(x[b].ql + 64 * h + 32);
+            const __m256i hv = ld256(x[b].qh + 32 * h);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), m2), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), m2), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4));
+            for (int k = 0; k < 4; k++) {
+                const int j = 8 * h + 2 * k; /* scale of the first 16 of these 32 elements */
+                const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[j + 1]), _mm_set1_epi16(sc[j]));
+                const __m256i p = _mm256_maddubs_epi16(q[k], ld256(q8 + 128 * h + 32 * k));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, s));
+            }
+        }
+        /* the stored values are q + 32; take 32 * sum(scale * activation sum) back out */
+        int off = 0;
+        for (int j = 0; j < 16; j++)
+            off += sc[j] * bs[j];
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d8[b]),
+                              _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, _mm256_setr_epi32(32 * off, 0, 0, 0, 0, 0, 0, 0))),
+                              acc);
+    }
+    return hsum_ps(acc);
+}
+
+/* ---- several tokens at once: each weight block is unpacked once and multiplied with up to
+ * KP_TILE activation rows, which is what makes batched prompts compute-bound rather than
+ * unpack-bound. `nt` is a constant at every call site, so each use is specialised. */
+
+#define KP_TILE 4
+#define KP_ALWAYS_INLINE inline __attribute__((always_inline))
+/* Full unrolling over the tile keeps each token's accumulators in registers. */
+#define KP_UNROLL _Pragma("GCC unroll 4")
+
+static KP_ALWAYS_INLINE void tile_q8_0(const void *w, const uint8_t *act, size_t as, int64_t cols, int nt,
+                                       float *out)
+{
+    const kp_blk_q8_0 *x = w;
+    __m256 acc[KP_TILE];
+    const float *d[KP_TILE];
+    KP_UNROLL for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps(), d[t] = kp_act_d(act + t * as, cols);
+    for (int64_t b = 0; b < cols / KP_QK; b++) {
+        const __m256i wq = ld256(x[b].qs), u = _mm256_sign_epi8(wq, wq);
+        const float dw = h2f(x[b].d);
+        KP_UNROLL for (int t = 0; t < nt; t++) {
+            const __m256i p = dot_us(u, _mm256_sign_epi8(ld256(act + t * as + b * KP_QK), wq));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[t][b]), _mm256_cvtepi32_ps(p), acc[t]);
+        }
+    }
+    KP_UNROLL for (int t = 0; t < nt; t++)
+        out[t] = hsum_ps(acc[t]);
+}
+
+/* Q4_0 and Q5_0: signed values after the offset, so the sign trick as for Q8_0. */
+static KP_ALWAYS_INLINE __m256i unpack_q4_0(const kp_blk_q4_0 *x)
+{
+    return _mm256_sub_epi8(nibbles32(x->qs), _mm256_set1_epi8(8));
+}
+
+static KP_ALWAYS_INLINE __m256i unpack_q5_0(const kp_blk_q5_0 *x)
+{
+    const __m256i v = _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10)));
+    return _mm256_sub_epi8(v, _mm256_set1_epi8(16));
+}
+
+#define KP_TILE_SIGNED32(name, blk_t, unpack)                                                               \
+    static KP_ALWAYS_INLINE void name(const void *w, const uint8_t *act, size_t as, int64_t cols, int nt,    \
+                                      float *out)                                                           \
+    {                                                                                                       \
+        const blk_t *x = w;                                                                                 \
+        __m256 acc[KP_TILE];                                                                                \
+        const float *d[KP_TILE];                                                                            \
+        KP_UNROLL for (int t = 0; t < nt; t++)                                                                        \
+            acc[t] = _mm256_setzero_ps(), d[t] = kp_act_d(act + t * as, cols);                              \
+        for (int64_t b = 0; b < cols / KP_QK; b++) {                                                        \
+            const __m256i wq = unpack(&x[b]), u = _mm256_sign_epi8(wq, wq);                                 \
+            const float dw = h2f(x[b].d);                                                                   \
+            KP_UNROLL for (int t = 0; t < nt; t++) {                                                                  \
+                const __m256i p = dot_us(u, _mm256_sign_epi8(ld256(act + t * as + b * KP_QK), wq));         \
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[t][b]), _mm256_cvtepi32_ps(p), acc[t]);      \
+            }                                                                                               \
+        }                                                                                                   \
+        KP_UNROLL for (int t = 0; t < nt; t++)                                                                        \
+            out[t] = hsum_ps(acc[t]);                                                                       \
+    }
+KP_TILE_SIGNED32(tile_q4_0, kp_blk_q4_0, unpack_q4_0)
+KP_TILE_SIGNED32(tile_q5_0, kp_blk_q5_0, unpack_q5_0)
+
+/* Q4_1 and Q5_1: unsigned values times activations, plus min * (the Q8_1 block sum). */
+static KP_ALWAYS_INLINE __m256i unpack_q4_1(const kp_blk_q4_1 *x) { return nibbles32(x->qs); }
+
+static KP_ALWAYS_INLINE __m256i unpack_q5_1(const kp_blk_q5_1 *x)
+{
+    return _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10)));
+}
+
+#define KP_TILE_MIN32(name, blk_t, unpack)                                                                  \
+    static KP_ALWAYS_INLINE void name(const void *w, const uint8_t *act, size_t as, int64_t cols, int nt,    \
+                                      float *out)                                                           \
+    {                                                                                                       \
+        const blk_t *x = w;                                                                                 \
+        __m256 acc[KP_TILE];                                                                                \
+        float summs[KP_TILE];                                                                               \
+        const float *d[KP_TILE], *s[KP_TILE];                                                               \
+        KP_UNROLL for (int t = 0; t < nt; t++) {                                                                      \
+            acc[t] = _mm256_setzero_ps(), summs[t] = 0.f;                                                   \
+            d[t] = kp_act_d(act + t * as, cols), s[t] = kp_act_s(act + t * as, cols);                       \
+        }                                                                                                   \
+        for (int64_t b = 0; b < cols / KP_QK; b++) {                                                        \
+            const __m256i u = unpack(&x[b]);                                                                \
+            const float dw = h2f(x[b].d), mw = h2f(x[b].m);                                                 \
+            KP_UNROLL for (int t = 0; t < nt; t++) {                                                                  \
+                const __m256i p = dot_us(u, ld256(act + t * as + b * KP_QK));                               \
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[t][b]), _mm256_cvtepi32_ps(p), acc[t]);      \
+                summs[t] += mw * s[t][b];                                                                   \
+            }                                                                                               \
+        }                                                                                                   \
+        KP_UNROLL for (int t = 0; t < nt; t++)                                                                        \
+            out[t] = hsum_ps(acc[t]) + summs[t];                                                            \
+    }
+KP_TILE_MIN32(tile_q4_1, kp_blk_q4_1, unpack_q4_1)
+KP_TILE_MIN32(tile_q5_1, kp_blk_q5_1, unpack_q5_1)
+
+/* Q4_K / Q5_K: the two 32-element halves of each 64-element chunk, unpacked once per chunk. */
+static KP_ALWAYS_INLINE const uint8_t *qh_of_q4_k(const kp_blk_q4_k *x)
+{
+    (void)x;
+    return NULL;
+}
+static KP_ALWAYS_INLINE const uint8_t *qh_of_q5_k(const kp_blk_q5_k *x) { return x->qh; }
+
+#define KP_TILE_K45(name, blk_t, HAS_QH)                                                                    \
+    static KP_ALWAYS_INLINE void name(const void *w, const uint8_t *act, size_t as, int64_t cols, int nt,    \
+                                      float *out)                                                           \
+    {                                                                                                       \
+        const kp_blk_##blk_t *x = w;                                                                        \
+        const __m256i m4 = _mm256_set1_epi8(0x0F);                                                          \
+        __m256 acc[KP_TILE];                                                                                \
+        float mins[KP_TILE];                                                                                \
+        KP_UNROLL for (int t = 0; t < nt; t++)                                                                        \
+            acc[t] = _mm256_setzero_ps(), mins[t] = 0.f;                                                    \
+        for (int64_t b = 0; b < cols / KP_QKK; b++) {                                                       \
+            int16_t sc[8];                                                                                  \
+            int mn[8];                                                                                      \
+            k4_scales(x[b].scales, sc, mn);                                                                 \
+            __m256i sumi[KP_TILE];                                                                          \
+            KP_UNROLL for (int t = 0; t < nt; t++)                                                                    \
+                sumi[t] = _mm256_setzero_si256();                                                           \
+            const uint8_t *qhp = qh_of_##blk_t(&x[b]);                                                      \
+            __m256i hb = qhp ? ld256(qhp) : _mm256_setzero_si256();                                         \
+            KP_UNROLL for (int c = 0; c < 4; c++) {                                                                   \
+                const __m256i raw = ld256(x[b].qs + 32 * c);                                                \
+                __m256i lo = _mm256_and_si256(raw, m4);                                                     \
+                __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);                               \
+                if (HAS_QH) {                                                                               \
+                    const __m256i one = _mm256_set1_epi8(1);                                                \
+                    lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));              \
+                    hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), one), 4)); \
+                    hb = _mm256_srli_epi16(hb, 2);                                                          \
+                }                                                                                           \
+                KP_UNROLL for (int t = 0; t < nt; t++) {                                                              \
+                    const int8_t *q8 = (const int8_t *)(act + t * as) + b * KP_QKK + 64 * c;                \
+                    sumi[t] = _mm256_add_epi32(sumi[t], scaled32(lo, ld256(q8), sc[2 * c]));                \
+                    sumi[t] = _mm256_add_epi32(sumi[t], scaled32(hi, ld256(q8 + 32), sc[2 * c + 1]));       \
+                }                                                                                           \
+            }                                                                                               \
+            const float dw = h2f(x[b].d), dmw = h2f(x[b].dmin);                                             \
+            KP_UNROLL for (int t = 0; t < nt; t++) {                                                                  \
+                const float d8 = kp_act_d(act + t * as, cols)[b];                                           \
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d8), _mm256_cvtepi32_ps(sumi[t]), acc[t]);     \
+                mins[t] += (dmw * d8) * (float)k4_mins(mn, kp_act_bsums(act + t * as, cols) + 16 * b);      \
+            }                                                                                               \
+        }                                                                                                   \
+        KP_UNROLL for (int t = 0; t < nt; t++)                                                                        \
+            out[t] = hsum_ps(acc[t]) - mins[t];                                                             \
+    }
+KP_TILE_K45(tile_q4_k, q4_k, 0)
+KP_TILE_K45(tile_q5_k, q5_k, 1)
+
+static KP_ALWAYS_INLINE void tile_q6_k(const void *w, const uint8_t *act, size_t as, int64_t cols, int nt,
+                                       float *out)
+{
+    const kp_blk_q6_k *x = w;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+    __m256 acc[KP_TILE];
+    KP_UNROLL for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < cols / KP_QKK; b++) {
+        const int8_t *sc = x[b].scales;
+        __m256i sumi[KP_TILE];
+        KP_UNROLL for (int t = 0; t < nt; t++)
+            sumi[t] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i l0 = ld256(x[b].ql + 64 * h), l1 = ld256(x[b].ql + 64 * h + 32);
+            const __m256i hv = ld256(x[b].qh + 32 * h);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), m2), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), m2), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4));
+            KP_UNROLL for (int k = 0; k < 4; k++) {
+                const int j = 8 * h + 2 * k;
+                const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[j + 1]), _mm_set1_epi16(sc[j]));
+                KP_UNROLL for (int t = 0; t < nt; t++) {
+                    const int8_t *q8 = (const int8_t *)(act + t * as) + b * KP_QKK + 128 * h + 32 * k;
+                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], ld256(q8)), s));
+                }
+            }
+        }
+        const float dw = h2f(x[b].d);
+        KP_UNROLL for (int t = 0; t < nt; t++) {
+            const int16_t *bs = kp_act_bsums(act + t * as, cols) + 16 * b;
+            int off = 0;
+            for (int j = 0; j < 16; j++)
+                off += sc[j] * bs[j];
+            const __m256 f = _mm256_cvtepi32_ps(sumi[t]);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * kp_act_d(act + t * as, cols)[b]), f, acc[t]);
+            /* the stored values are q + 32: take 32 * sum(scale * activation sum) back out */
+            acc[t] = _mm256_sub_ps(acc[t], _mm256_setr_ps(dw * kp_act_d(act + t * as, cols)[b] * (float)(32 * off),
+                                                          0, 0, 0, 0, 0, 0, 0));
+        }
+    }
+    KP_UNROLL for (int t = 0; t < nt; t++)
+        out[t] = hsum_ps(acc[t]);
+}
+
+/* The matmul rows: one token uses the single-row dots (two accumulators), batches go through
+ * the tiles, KP_TILE tokens at a time. */
+#define KP_DEFINE_TILED_ROWS(fname, dotfn, tilefn, kind)                                                    \
+    static void fname(float *y, const kp_tensor *w, const void *work, const float *x, int n, int64_t r0,    \
+                      int64_t r1)                                                                           \
+    {                                                                                                       \
+        (void)x;                                                                                            \
+        const int64_t cols = w->ne[0];                                                                      \
+        const size_t rows = (size_t)w->ne[1];                                                               \
+        const size_t wrb = kp_dtype_row_bytes(w->dtype, cols), arb = kp_act_row_bytes(kind, cols);          \
+        const uint8_t *a = work;                                                                            \
+        for (int64_t r = r0; r < r1; r++) {                                                                 \
+            const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * wrb;                                 \
+            float o[KP_TILE];                                                                               \
+            int t = 0;                                                                                      \
+            for (; t + KP_TILE <= n; t += KP_TILE) {                                                        \
+                tilefn(wr, a + (size_t)t * arb, arb, cols, KP_TILE, o);                                     \
+                for (int k = 0; k < KP_TILE; k++)                                                           \
+                    y[(size_t)(t + k) * rows + (size_t)r] = o[k];                                           \
+            }                                                                                               \
+            switch (n - t) {                                                                                \
+            case 3: tilefn(wr, a + (size_t)t * arb, arb, cols, 3, o); break;                                \
+            case 2: tilefn(wr, a + (size_t)t * arb, arb, cols, 2, o); break;                                \
+            case 1: o[0] = dotfn(wr, a + (size_t)t * arb, cols); break;                                     \
+            default: break;                                                                                 \
+            }                                                                                               \
+            for (int k = 0; k < n - t; k++)                                                                 \
+                y[(size_t)(t + k) * rows + (size_t)r] = o[k];                                               \
+        }                                                                                                   \
+    }
+
+/* ---- exported dots (for tests) and the table */
+
+float KP_QV(kp_qdot_q8_0)(const void *w, const void *act, int64_t cols) { return dot_q8_0(w, act, cols); }
+float KP_QV(kp_qdot_q4_0)(const void *w, const void *act, int64_t cols) { return dot_q4_0(w, act, cols); }
+float KP_QV(kp_qdot_q4_1)(const void *w, const void *act, int64_t cols) { return dot_q4_1(w, act, cols); }
+float KP_QV(kp_qdot_q5_0)(const void *w, const void *act, int64_t cols) { return dot_q5_0(w, act, cols); }
+float KP_QV(kp_qdot_q5_1)(const void *w, const void *act, int64_t cols) { return dot_q5_1(w, act, cols); }
+float KP_QV(kp_qdot_q4_k)(const void *w, const void *act, int64_t cols) { return dot_q4_k(w, act, cols); }
+float KP_QV(kp_qdot_q5_k)(const void *w, const void *act, int64_t cols) { return dot_q5_k(w, act, cols); }
+float KP_QV(kp_qdot_q6_k)(const void *w, const void *act, int64_t cols) { return dot_q6_k(w, act, cols); }
+
+KP_DEFINE_TILED_ROWS(rows_q8_0, dot_q8_0, tile_q8_0, KP_ACT_Q8_0)
+KP_DEFINE_TILED_ROWS(rows_q4_0, dot_q4_0, tile_q4_0, KP_ACT_Q8_0)
+KP_DEFINE_TILED_ROWS(rows_q5_0, dot_q5_0, tile_q5_0, KP_ACT_Q8_0)
+KP_DEFINE_TILED_ROWS(rows_q4_1, dot_q4_1, tile_q4_1, KP_ACT_Q8_1)
+KP_DEFINE_TILED_ROWS(rows_q5_1, dot_q5_1, tile_q5_1, KP_ACT_Q8_1)
+KP_DEFINE_TILED_ROWS(rows_q4_k, dot_q4_k, tile_q4_k, KP_ACT_Q8_K)
+KP_DEFINE_TILED_ROWS(rows_q5_k, dot_q5_k, tile_q5_k, KP_ACT_Q8_K)
+KP_DEFINE_TILED_ROWS(rows_q6_k, dot_q6_k, tile_q6_k, KP_ACT_Q8_K)
+
+#define Q8_0_FAMILY(rows) {kp_quant_work_size_q8_0, kp_quant_prepare_q8_0, rows, kp_quant_dequant_row}
+#define Q8_1_FAMILY(rows) {kp_quant_work_size_q8_1, kp_quant_prepare_q8_1, rows, kp_quant_dequant_row}
+#define Q8_K_FAMILY(rows) {kp_quant_work_size_q8_k, kp_quant_prepare_q8_k, rows, kp_quant_dequant_row}
+
+static const kp_cpu_wtype table[KP_DTYPE_COUNT] = {
+    [KP_DTYPE_Q8_0] = Q8_0_FAMILY(rows_q8_0),
+    [KP_DTYPE_Q4_0] = Q8_0_FAMILY(rows_q4_0),
+    [KP_DTYPE_Q5_0] = Q8_0_FAMILY(rows_q5_0),
+    [KP_DTYPE_Q4_1] = Q8_1_FAMILY(rows_q4_1),
+    [KP_DTYPE_Q5_1] = Q8_1_FAMILY(rows_q5_1),
+    [KP_DTYPE_Q4_K] = Q8_K_FAMILY(rows_q4_k),
+    [KP_DTYPE_Q5_K] = Q8_K_FAMILY(rows_q5_k),
+    [KP_DTYPE_Q6_K] = Q8_K_FAMILY(rows_q6_k),
+};
+
+const kp_cpu_wtype *KP_QV(kp_quant_get)(kp_dtype t)
+{
+    return ((unsigned)t < KP_DTYPE_COUNT && table[t].rows) ? &table[t] : NULL;
+}
