@@ -224,6 +224,7 @@ int main(int argc, char **argv)
             oc.logits_err = 1;
     }
     printf("\n");
+    fflush(stdout);
     if (st) {
         rc = die("generation failed", kp_last_error());
         goto done;

@@ -25,6 +25,7 @@ const char *kp_status_str(kp_status st)
     case KP_ERR_CANCELLED: return "KP_ERR_CANCELLED: cancelled";
     case KP_ERR_INTERNAL: return "KP_ERR_INTERNAL: internal error";
     case KP_ERR_NOT_FOUND: return "KP_ERR_NOT_FOUND: not found";
+    case KP_ERR_MODEL_MISMATCH: return "KP_ERR_MODEL_MISMATCH: made with another model";
     }
     return "KP_ERR_UNKNOWN: unknown status";
 }

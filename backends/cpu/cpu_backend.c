@@ -200,7 +200,12 @@ static void cpu_attention(kp_backend *be, const kp_attn_args *a)
     attn_ctx c = {a, kp_cpu_vec_get(kp_cpu_isa())};
     /* score + value passes touch about 2 * head_dim per cached position */
     int64_t work = (int64_t)a->n_head * a->n_tok * ((int64_t)a->pos0 + a->n_tok) * 2 * a->head_dim;
-    int64_t grain = work < MIN_PARALLEL_WORK ? a->n_head : 1;
+    /* Chunks of whole KV-head groups (their heads share the K/V reads), unless that leaves
+     * threads idle. */
+    const int nt = kp_threadpool_size(pool_of(be)), group = a->n_head / a->n_head_kv;
+    int64_t grain = a->n_head_kv >= nt ? group : (a->n_head + nt - 1) / nt;
+    if (work < MIN_PARALLEL_WORK)
+        grain = a->n_head;
     kp_threadpool_for(pool_of(be), a->n_head, grain, attn_task, &c);
 }
 

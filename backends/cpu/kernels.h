@@ -26,12 +26,14 @@ void kp_cpu_swiglu(float *out, const float *g, const float *up, size_t len);
 /* The two inner loops of attention, per ISA. Operands k / v are float, or IEEE half when
  * `f16` is set (F16 KV cache); row p of them starts p * stride elements after the pointer.
  *   scores: att[p] = dot(q, k_p) * scale for p < np (SIMD entries reassociate the dot product)
- *   wsum:   out[i] = sum over p < np, in order, of att[p] * v_p[i], i < hd */
+ *   wsum:   out[i] = sum over p < np, in order, of att[p] * v_p[i], i < hd; with `accumulate`
+ *           the sum continues from the values already in out (so a sum split over position
+ *           blocks equals the unsplit one bit for bit) */
 typedef struct kp_cpu_vec {
     void (*scores)(float *att, const float *q, const void *k, int64_t stride, int np, int hd,
                    float scale, int f16);
     void (*wsum)(float *out, const float *att, const void *v, int64_t stride, int np, int hd,
-                 int f16);
+                 int f16, int accumulate);
 } kp_cpu_vec;
 
 /* Vector primitives for `isa` (the best level at or below it that this build has). */

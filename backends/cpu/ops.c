@@ -95,9 +95,9 @@ static void scores(float *att, const float *q, const void *k, int64_t stride, in
 }
 
 static void wsum(float *out, const float *att, const void *v, int64_t stride, int np, int hd,
-                 int f16)
+                 int f16, int accumulate)
 {
-    for (int i = 0; i < hd; i++)
+    for (int i = 0; i < hd && !accumulate; i++)
         out[i] = 0.0f;
     for (int p = 0; p < np; p++)
         for (int i = 0; i < hd; i++)

@@ -230,11 +230,12 @@ static void scores(float *att, const float *q, const void *k, int64_t stride, in
 
 /* NV full vectors of the output held in registers over all positions. */
 static inline __attribute__((always_inline)) void
-wsum_blk(float *out, const float *att, const void *v, int64_t stride, int np, int NV, int half)
+wsum_blk(float *out, const float *att, const void *v, int64_t stride, int np, int NV, int half,
+         int accumulate)
 {
     __m256 acc[8];
     UNROLL for (int j = 0; j < NV; j++)
-        acc[j] = _mm256_setzero_ps();
+        acc[j] = accumulate ? _mm256_loadu_ps(out + j * 8) : _mm256_setzero_ps();
     for (int p = 0; p < np; p++) {
         __m256 a = _mm256_set1_ps(att[p]);
         UNROLL for (int j = 0; j < NV; j++)
@@ -245,7 +246,7 @@ wsum_blk(float *out, const float *att, const void *v, int64_t stride, int np, in
 }
 
 static void wsum(float *out, const float *att, const void *v, int64_t stride, int np, int hd,
-                 int f16)
+                 int f16, int accumulate)
 {
     const int64_t es = f16 ? 2 : 4;
     int i0 = 0;
@@ -255,9 +256,9 @@ static void wsum(float *out, const float *att, const void *v, int64_t stride, in
 #define CASE(n)                                                                            \
     case n:                                                                                \
         if (f16)                                                                           \
-            wsum_blk(out + i0, att, vb, stride, np, n, 1);                                 \
+            wsum_blk(out + i0, att, vb, stride, np, n, 1, accumulate);                                 \
         else                                                                               \
-            wsum_blk(out + i0, att, vb, stride, np, n, 0);                                 \
+            wsum_blk(out + i0, att, vb, stride, np, n, 0, accumulate);                                 \
         break;
         switch (nv) {
             CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
@@ -270,7 +271,7 @@ static void wsum(float *out, const float *att, const void *v, int64_t stride, in
     }
     if (i0 < hd) { /* fewer than 8 columns left: one masked vector, same arithmetic */
         const int k = hd - i0;
-        __m256 acc = _mm256_setzero_ps();
+        __m256 acc = accumulate ? _mm256_maskload_ps(out + i0, lane_mask(k)) : _mm256_setzero_ps();
         for (int p = 0; p < np; p++)
             acc = _mm256_fmadd_ps(_mm256_set1_ps(att[p]),
                                   ld8_tail((const char *)v + i0 * es, p * stride, k, f16), acc);

@@ -199,11 +199,12 @@ static void scores(float *att, const float *q, const void *k, int64_t stride, in
 /* Up to NV vectors of the output held in registers over all positions; the last one masked. */
 static inline __attribute__((always_inline)) void
 wsum_blk(float *out, const float *att, const void *v, int64_t stride, int np, int NV,
-         __mmask16 last, int half)
+         __mmask16 last, int half, int accumulate)
 {
     __m512 acc[8];
     UNROLL for (int j = 0; j < NV; j++)
-        acc[j] = _mm512_setzero_ps();
+        acc[j] = accumulate ? _mm512_maskz_loadu_ps(j == NV - 1 ? last : (__mmask16)0xffff, out + j * 16)
+                            : _mm512_setzero_ps();
     for (int p = 0; p < np; p++) {
         __m512 a = _mm512_set1_ps(att[p]);
         UNROLL for (int j = 0; j < NV; j++) {
@@ -216,7 +217,7 @@ wsum_blk(float *out, const float *att, const void *v, int64_t stride, int np, in
 }
 
 static void wsum(float *out, const float *att, const void *v, int64_t stride, int np, int hd,
-                 int f16)
+                 int f16, int accumulate)
 {
     const int64_t es = f16 ? 2 : 4;
     for (int i0 = 0; i0 < hd; i0 += 128) {
@@ -226,9 +227,9 @@ static void wsum(float *out, const float *att, const void *v, int64_t stride, in
 #define CASE(n)                                                                            \
     case n:                                                                                \
         if (f16)                                                                           \
-            wsum_blk(out + i0, att, vb, stride, np, n, last, 1);                           \
+            wsum_blk(out + i0, att, vb, stride, np, n, last, 1, accumulate);                           \
         else                                                                               \
-            wsum_blk(out + i0, att, vb, stride, np, n, last, 0);                           \
+            wsum_blk(out + i0, att, vb, stride, np, n, last, 0, accumulate);                           \
         break;
         switch (nv) {
             CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)

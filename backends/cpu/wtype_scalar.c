@@ -76,6 +76,15 @@ static const kp_cpu_wtype f16_scalar = {kp_cpu_f16_work_size, kp_cpu_f16_prepare
 
 /* ---- BF16: ggml rounds the activations to BF16 as well (nearest even) */
 
+/* Inline widening: a call per element to kp_bf16_to_f32 costs more than the multiply-add. */
+static inline float bf16_to_f32(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
 static uint16_t f32_to_bf16(float f)
 {
     uint32_t u;
@@ -89,7 +98,7 @@ static void bf16_dequant_row(const kp_tensor *w, int64_t row, float *dst)
 {
     const uint16_t *src = (const uint16_t *)w->data + row * w->ne[0];
     for (int64_t c = 0; c < w->ne[0]; c++)
-        dst[c] = kp_bf16_to_f32(src[c]);
+        dst[c] = bf16_to_f32(src[c]);
 }
 
 static void bf16_prepare(void *work, const float *x, int n, int64_t cols, const kp_tensor *w)
@@ -112,7 +121,7 @@ static void bf16_rows(float *y, const kp_tensor *w, const void *work, const floa
             const uint16_t *xr = X + (int64_t)t * cols;
             float val = 0.0f;
             for (int64_t c = 0; c < cols; c++)
-                val += kp_bf16_to_f32(wr[c]) * kp_bf16_to_f32(xr[c]);
+                val += bf16_to_f32(wr[c]) * bf16_to_f32(xr[c]);
             y[(int64_t)t * rows + r] = val;
         }
     }

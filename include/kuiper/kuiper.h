@@ -64,7 +64,8 @@ typedef enum kp_status {
     KP_ERR_TOKENIZER_MISMATCH = 9,/* tokenizer does not fit the model (e.g. vocab size) */
     KP_ERR_CANCELLED = 10,        /* kp_session_cancel() or a callback stopped the work */
     KP_ERR_INTERNAL = 11,         /* a bug in libkuiper: please report it */
-    KP_ERR_NOT_FOUND = 12         /* a named item (key, tensor, template) does not exist */
+    KP_ERR_NOT_FOUND = 12,        /* a named item (key, tensor, template) does not exist */
+    KP_ERR_MODEL_MISMATCH = 13    /* saved state or data made with another model */
 } kp_status;
 
 /* Static text for a status code ("KP_ERR_FORMAT: malformed model file"); never NULL. */
@@ -197,22 +198,37 @@ KP_API kp_status kp_detokenize(const kp_tokenizer *t, const int32_t *ids, size_t
 /* ---------------------------------------------------------------- sampler */
 
 typedef enum kp_sampler_opt {
-    KP_SAMPLER_TEMPERATURE = 0, /* [0, 100]; 0 = greedy (first maximum wins). default 1 */
-    KP_SAMPLER_TOP_P = 1,       /* [0, 1]; 0 or 1 = off. default 1 */
-    KP_SAMPLER_SEED = 2         /* [0, 2^64-1] as a double holding an integer; default 0x5eed */
+    KP_SAMPLER_TEMPERATURE = 0,        /* [0, 100]; 0 = greedy (first maximum wins). default 1 */
+    KP_SAMPLER_TOP_P = 1,              /* [0, 1]; 0 or 1 = off. default 1 */
+    KP_SAMPLER_SEED = 2,               /* [0, 2^53], an integer; 0 = from the clock. default 0x5eed */
+    KP_SAMPLER_TOP_K = 3,              /* [0, 2^31-1], an integer; 0 = off. default 0 */
+    KP_SAMPLER_MIN_P = 4,              /* [0, 1]: drop tokens below min_p * the top probability; 0 = off */
+    KP_SAMPLER_REPEAT_PENALTY = 5,     /* [0.01, 100]: a logit of a token in the window is divided by
+                                          it when positive, multiplied when negative; 1 = off */
+    KP_SAMPLER_FREQUENCY_PENALTY = 6,  /* [-100, 100]: subtracted once per occurrence in the window */
+    KP_SAMPLER_PRESENCE_PENALTY = 7,   /* [-100, 100]: subtracted once if present in the window */
+    KP_SAMPLER_PENALTY_WINDOW = 8      /* [0, 65536], an integer: how many of the last accepted
+                                          tokens the penalties look at. default 64 */
 } kp_sampler_opt;
 
-/* Makes a sampler. The RNG is llama2.c's xorshift*, so a given seed, temperature and top-p
- * reproduce llama2.c's `run -s SEED` choices. `allocator` may be NULL. */
+/* Makes a sampler. The RNG is llama2.c's xorshift*, so with only temperature, top-p and seed set
+ * it reproduces llama2.c's `run -t T -p P -s SEED` choices exactly. Otherwise the chain is:
+ * penalties on the logits, temperature, softmax, top-k, min-p, top-p, then one draw.
+ * `allocator` may be NULL. */
 KP_API kp_status kp_sampler_new(const kp_allocator *allocator, kp_sampler **out);
 KP_API void kp_sampler_free(kp_sampler *s);
-/* Sets one option. Out-of-bounds values return KP_ERR_INVALID_ARG and change nothing. Setting
- * the seed also resets the RNG state. */
+/* Sets one option. Out-of-bounds or non-integer values (for integer options) return
+ * KP_ERR_INVALID_ARG and change nothing. Setting the seed also resets the RNG state. */
 KP_API kp_status kp_sampler_set(kp_sampler *s, kp_sampler_opt opt, double value);
-/* The inclusive bounds of an option. */
+/* The inclusive bounds of an option. Thread-safe. */
 KP_API kp_status kp_sampler_bounds(kp_sampler_opt opt, double *lo, double *hi);
 /* Picks one id from `n` logits (not modified). Advances the RNG once unless greedy. */
 KP_API kp_status kp_sampler_sample(kp_sampler *s, const float *logits, size_t n, int32_t *id);
+/* Records a token in the penalty window (kp_generate does this for the prompt and for every
+ * generated token). Negative ids are rejected. */
+KP_API kp_status kp_sampler_accept(kp_sampler *s, int32_t id);
+/* Forgets the penalty window and restarts the RNG from the seed; settings stay. */
+KP_API void kp_sampler_reset(kp_sampler *s);
 
 /* ---------------------------------------------------------------- session */
 
@@ -257,6 +273,18 @@ KP_API void kp_session_cancel(kp_session *s);
 /* The message of the last failure on this session (""), valid until its next call. */
 KP_API const char *kp_session_last_error(const kp_session *s);
 
+/* Writes the session's state (token ids, KV cache, last logits) to `path` with a versioned
+ * header and a fingerprint of the model. */
+KP_API kp_status kp_session_save(const kp_session *s, const char *path);
+/* Replaces the session's state with one saved by kp_session_save. Fails, leaving the session
+ * unchanged, with KP_ERR_MODEL_MISMATCH for a state of another model, KP_ERR_FORMAT for a
+ * truncated or corrupt file, KP_ERR_CONTEXT_FULL if it holds more positions than this session,
+ * KP_ERR_INVALID_ARG if its KV type differs from this session's. */
+KP_API kp_status kp_session_load(kp_session *s, const char *path);
+/* Ids this session holds (kp_session_n_past of them); owned by the session, valid until its next
+ * eval, truncate, load or free. */
+KP_API const int32_t *kp_session_tokens_borrow(const kp_session *s);
+
 /* ---------------------------------------------------------------- generation */
 
 /* One event of kp_generate: a prompt token being fed (is_prompt) or a generated one. `piece` is
@@ -275,13 +303,38 @@ typedef struct kp_token_event {
 
 typedef int (*kp_token_cb)(void *user, const kp_token_event *ev);
 
+/* What to do when generation reaches the end of the session's context. */
+typedef enum kp_context_policy {
+    KP_CONTEXT_ERROR = 0, /* stop with KP_ERR_CONTEXT_FULL (max_new_tokens 0: stop with KP_OK) */
+    KP_CONTEXT_SLIDE = 1  /* keep the first n_keep positions and the most recent half of the
+                             rest, re-evaluate them at their new positions, and go on */
+} kp_context_policy;
+
+/* Why kp_generate returned. */
+typedef enum kp_stop_reason {
+    KP_STOP_NONE = 0,       /* it failed: see the status */
+    KP_STOP_EOG = 1,        /* an end-of-generation token (stats.stop_id) */
+    KP_STOP_MAX_TOKENS = 2,
+    KP_STOP_STRING = 3,     /* a stop string appeared (stats.stop_string is its index) */
+    KP_STOP_CALLBACK = 4,   /* on_token returned non-zero */
+    KP_STOP_CONTEXT = 5     /* the context is full (policy KP_CONTEXT_ERROR) */
+} kp_stop_reason;
+
 typedef struct kp_generate_params {
     size_t struct_size;
     int32_t max_new_tokens;  /* stop after this many generated tokens; 0: until the context is full */
-    kp_sampler *sampler;     /* borrowed; NULL: greedy */
+    kp_sampler *sampler;     /* borrowed; NULL: greedy. Prompt and generated ids are accepted into
+                                its penalty window. */
     kp_token_cb on_token;    /* NULL: no streaming */
     void *user;
     int echo_prompt;         /* also report the prompt tokens (decoded as fed, llama2.c style) */
+    /* Stop strings (borrowed for the call): generation stops when the decoded text contains one;
+     * that text and what follows it are not reported. Text that could be the start of a stop
+     * string is held back until it cannot be, so a piece may arrive a few events late. */
+    const char *const *stop_strings;
+    size_t n_stop_strings;
+    kp_context_policy context_policy; /* default KP_CONTEXT_ERROR */
+    int32_t n_keep;          /* KP_CONTEXT_SLIDE: positions always kept (e.g. the system prompt) */
 } kp_generate_params;
 
 typedef struct kp_generate_stats {
@@ -290,13 +343,17 @@ typedef struct kp_generate_stats {
     double prompt_seconds;
     double generate_seconds;
     int32_t stop_id;         /* the end-of-generation id that stopped it, or -1 */
+    kp_stop_reason reason;
+    int32_t stop_string;     /* index into stop_strings, or -1 */
 } kp_generate_stats;
 
 KP_API void kp_generate_params_init(kp_generate_params *p);
 
 /* Feeds `prompt` (ids, e.g. from kp_tokenize) as one batch after what the session holds, then
- * samples until an end-of-generation id, max_new_tokens, a callback stop or a full context
- * (KP_ERR_CONTEXT_FULL only if the prompt itself does not fit). `stats` may be NULL. */
+ * samples until an end-of-generation id, max_new_tokens, a stop string, a callback stop or a
+ * full context (see kp_context_policy). KP_ERR_CONTEXT_FULL if the prompt itself does not fit.
+ * An empty prompt continues from the session's last token. `stats` may be NULL.
+ * KP_ERR_CANCELLED after kp_session_cancel; what was generated until then stays in the session. */
 KP_API kp_status kp_generate(kp_session *s, const int32_t *prompt, size_t n_prompt,
                              const kp_generate_params *p, kp_generate_stats *stats);
 

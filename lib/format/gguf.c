@@ -495,7 +495,7 @@ static kp_status place_tensors(kp_gguf *g)
                            "GGUF: tensor '%.64s' data (offset %llu + %zu bytes after the data section at %zu) "
                            "runs past the end of the file (%zu bytes)",
                            t->name, (unsigned long long)t->offset, bytes, g->data_offset, g->file_size);
-        if ((start % GGUF_MIN_DATA_ALIGN) && bytes)
+        if (((uintptr_t)(g->file + start) % GGUF_MIN_DATA_ALIGN) && bytes)
             return kp_fail(KP_ERR_UNSUPPORTED, "GGUF: tensor '%.64s' data at file offset %zu is not %d-byte aligned",
                            t->name, start, GGUF_MIN_DATA_ALIGN);
         t->data = g->file + start;

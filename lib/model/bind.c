@@ -43,6 +43,34 @@ static kp_status check_config(const kp_model_config *c)
     return KP_OK;
 }
 
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* Config, every tensor's name, type and shape, and a sample of its bytes: cheap to compute at
+ * load, and different for any two models a user is likely to confuse. */
+static uint64_t fingerprint(const kp_model *m)
+{
+    uint64_t h = fnv(0xcbf29ce484222325ull, &m->cfg, sizeof m->cfg);
+    for (size_t i = 0; i < m->tensors.n; i++) {
+        const kp_tensor *t = &m->tensors.items[i];
+        h = fnv(h, t->name, strlen(t->name));
+        h = fnv(h, &t->dtype, sizeof t->dtype);
+        h = fnv(h, t->ne, sizeof t->ne);
+        if (t->device == KP_DEVICE_CPU && t->data && t->nbytes) {
+            size_t k = t->nbytes < 64 ? t->nbytes : 64;
+            h = fnv(h, t->data, k);
+            h = fnv(h, (const char *)t->data + t->nbytes - k, k);
+            h = fnv(h, (const char *)t->data + t->nbytes / 2 - k / 2, k);
+        }
+    }
+    return h;
+}
+
 kp_status kp_model_bind(kp_model *m)
 {
     const kp_model_config *c = &m->cfg;
@@ -93,5 +121,6 @@ kp_status kp_model_bind(kp_model *m)
         m->n_params += kp_tensor_nelems(&m->tensors.items[i]);
         m->n_bytes += m->tensors.items[i].nbytes;
     }
+    m->fingerprint = fingerprint(m);
     return KP_OK;
 }

@@ -70,7 +70,8 @@ kp_status kp_decoder_forward(kp_session *s, const int32_t *ids, int32_t n, uint3
     int last = !all && (flags & KP_EVAL_LOGITS_LAST);
     s->n_logits = 0;
     for (int32_t done = 0; done < n;) {
-        if (atomic_load_explicit(&s->cancel, memory_order_relaxed))
+        /* Cancel between chunks only: a token already reported to the user is always stored. */
+        if (done > 0 && atomic_load_explicit(&s->cancel, memory_order_relaxed))
             return KP_ERR_CANCELLED;
         int32_t nb = n - done < KP_BATCH ? n - done : KP_BATCH;
         forward_layers(s, ids + done, nb, s->n_past);

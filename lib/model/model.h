@@ -53,6 +53,7 @@ struct kp_model {
     kp_backend *be;
     int64_t n_params;
     size_t n_bytes;
+    uint64_t fingerprint;   /* identifies the weights for saved session state */
 };
 
 /* Binds tensors to slots and validates every shape against cfg; the message names the tensor. */

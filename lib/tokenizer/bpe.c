@@ -114,9 +114,10 @@ kp_status kp_bpe_merge(const kp_bpe *m, kp_bpe_scratch *s, int32_t k, kp_ivec *o
         } else {
             if ((size_t)k * 3 > s->heap_cap) {
                 size_t nc = (size_t)k * 3;
-                uint64_t *h = kp_realloc(s->a, s->heap, 0, nc * sizeof *h);
+                uint64_t *h = kp_alloc(s->a, nc * sizeof *h); /* the old contents are not needed */
                 if (!h)
                     return KP_ERR_OUT_OF_MEMORY;
+                kp_dealloc(s->a, s->heap, s->heap_cap * sizeof *s->heap);
                 s->heap = h;
                 s->heap_cap = nc;
             }

@@ -28,11 +28,11 @@ kp_status kp_strmap_build(kp_strmap *m, const kp_allocator *a, int32_t n_ids, co
     m->off = kp_alloc(a, ((size_t)n_ids + 1) * sizeof *m->off);
     size_t cap = pow2_at_least((size_t)n_ids * 2 + 1);
     m->slots = kp_calloc(a, cap, sizeof *m->slots);
+    m->mask = cap - 1;
     if (!m->blob || !m->off || !m->slots) {
         kp_strmap_free(m);
         return KP_ERR_OUT_OF_MEMORY;
     }
-    m->mask = cap - 1;
     uint32_t o = 0;
     for (int32_t i = 0; i < n_ids; i++) {
         m->off[i] = o;

@@ -200,9 +200,12 @@ kp_status kp_regex_compile(const kp_allocator *a, const char *pat, size_t len, k
     pcre2_compile_context_free(cctx);
     kp_buf_free(&tr);
     if (!re->code) {
+        kp_regex_free(re);
+        if (err == 121) /* compile error 21: "failed to get memory" */
+            return kp_fail(KP_ERR_OUT_OF_MEMORY, "out of memory compiling a regex");
+        re = NULL;
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(err, msg, sizeof msg);
-        kp_regex_free(re);
         /* the offset is in the translated pattern; quote the original for the reader */
         return kp_fail(KP_ERR_FORMAT, "regex /%.*s/ does not compile: %s", (int)(len > 120 ? 120 : len), pat,
                        (const char *)msg);
@@ -259,6 +262,10 @@ kp_status kp_regex_find_all(const kp_regex *re, const char *s, size_t n, kp_span
             }
             pcre2_jit_stack_assign(mctx, NULL, js);
             continue;
+        }
+        if (rc == PCRE2_ERROR_NOMEMORY) {
+            st = kp_fail(KP_ERR_OUT_OF_MEMORY, "out of memory matching a regex");
+            break;
         }
         if (rc < 0) {
             PCRE2_UCHAR msg[160];

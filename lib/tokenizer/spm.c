@@ -368,9 +368,10 @@ static kp_status spm_run(const kp_spm *m, const kp_tokenizer *t, spm_work *w, co
     if (n > UINT32_MAX / 2)
         return kp_fail(KP_ERR_INVALID_ARG, "text of %zu bytes is too long to encode at once", n);
     if (n > w->sy_cap) {
-        sym *d = kp_realloc(w->a, w->sy, 0, n * sizeof *d);
+        sym *d = kp_alloc(w->a, n * sizeof *d); /* the old contents are not needed */
         if (!d)
             return KP_ERR_OUT_OF_MEMORY;
+        kp_dealloc(w->a, w->sy, w->sy_cap * sizeof *w->sy);
         w->sy = d;
         w->sy_cap = n;
     }

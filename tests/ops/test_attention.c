@@ -17,6 +17,7 @@ typedef struct acase {
 static const acase CASES[] = {
     {1, 1, 1, 0, 1},  {4, 2, 16, 0, 3},  {8, 8, 64, 5, 1},  {6, 2, 17, 100, 3},
     {8, 4, 32, 0, 7}, {32, 8, 128, 40, 2}, {2, 1, 255, 3, 4},
+    {4, 1, 16, 600, 2}, /* several position blocks, one KV head for all */
 };
 
 typedef struct abuf {
@@ -171,24 +172,27 @@ static void test_threads_identical(void **state)
 {
     (void)state;
     kp_backend *be[3] = {new_backend(1), new_backend(2), new_backend(3)};
-    for (int kt = 0; kt < 2; kt++) {
-        test_rng rng = {23};
-        const acase c = {12, 4, 64, 200, 3};
-        abuf b;
-        abuf_make(&b, &c, (kp_kv_type)kt, &rng, be[0]);
-        kp_attn_args a = args_for(&c, (kp_kv_type)kt, &b);
-        float *y[3];
-        for (int k = 0; k < 3; k++) {
-            be[k]->ops->attention(be[k], &a);
-            y[k] = xmalloc(b.n_q * 4);
-            memcpy(y[k], b.out, b.n_q * 4);
+    /* 4 KV heads (whole groups per chunk) and 1 KV head (groups split between threads) */
+    static const acase cases[] = {{12, 4, 64, 200, 3}, {6, 1, 32, 300, 2}};
+    for (int ci = 0; ci < 2; ci++)
+        for (int kt = 0; kt < 2; kt++) {
+            test_rng rng = {23};
+            const acase *c = &cases[ci];
+            abuf b;
+            abuf_make(&b, c, (kp_kv_type)kt, &rng, be[0]);
+            kp_attn_args a = args_for(c, (kp_kv_type)kt, &b);
+            float *y[3];
+            for (int k = 0; k < 3; k++) {
+                be[k]->ops->attention(be[k], &a);
+                y[k] = xmalloc(b.n_q * 4);
+                memcpy(y[k], b.out, b.n_q * 4);
+            }
+            assert_memory_equal(y[0], y[1], b.n_q * 4);
+            assert_memory_equal(y[0], y[2], b.n_q * 4);
+            for (int k = 0; k < 3; k++)
+                free(y[k]);
+            abuf_free(&b);
         }
-        assert_memory_equal(y[0], y[1], b.n_q * 4);
-        assert_memory_equal(y[0], y[2], b.n_q * 4);
-        for (int k = 0; k < 3; k++)
-            free(y[k]);
-        abuf_free(&b);
-    }
     for (int k = 0; k < 3; k++)
         be[k]->ops->destroy(be[k]);
 }

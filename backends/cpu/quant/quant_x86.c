@@ -63,7 +63,7 @@ static inline __m256i bits32(const uint8_t *p)
 
 static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
-/* ---- 32-element block types. Two accumulators hide the FMA latency. */
+/* ---- 32-element block types, one token. Two accumulators hide the FMA latency. */
 
 static inline float dot_q8_0(const void *w, const void *act, int64_t cols)
 {
@@ -111,76 +111,106 @@ static inline float dot_q4_0(const void *w, const void *act, int64_t cols)
     return hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
-static inline float dot_q4_1(const void *w, const void *act, int64_t cols)
+/* ---- unpacking 32-element blocks to one byte per value */
+
+/* Q4_0 and Q5_0: signed values after the offset, so the sign trick as for Q8_0. */
+static inline __m256i unpack_q4_0(const kp_blk_q4_0 *x)
 {
-    const kp_blk_q4_1 *x = w;
-    const int8_t *q = act;
-    const float *d = kp_act_d(act, cols), *s = kp_act_s(act, cols);
-    const int64_t nb = cols / KP_QK;
-    __m256 acc = _mm256_setzero_ps();
-    float summs = 0.f;
-    for (int64_t b = 0; b < nb; b++) {
-        const __m256i p = dot_us(nibbles32(x[b].qs), ld256(q + b * KP_QK));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d[b]), _mm256_cvtepi32_ps(p), acc);
-        summs += h2f(x[b].m) * s[b];
-    }
-    return hsum_ps(acc) + summs;
+    return _mm256_sub_epi8(nibbles32(x->qs), _mm256_set1_epi8(8));
 }
 
+static inline __m256i unpack_q5_0(const kp_blk_q5_0 *x)
+{
+    const __m256i v = _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10)));
+    return _mm256_sub_epi8(v, _mm256_set1_epi8(16));
+}
+
+static inline __m256i unpack_q4_1(const kp_blk_q4_1 *x) { return nibbles32(x->qs); }
+
+static inline __m256i unpack_q5_1(const kp_blk_q5_1 *x)
+{
+    return _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10)));
+}
+
+/* Q4_1 / Q5_1: unsigned values times activations, plus min * (the Q8_1 block sum). */
+#define KP_DOT_MIN32(name, blk_t, unpack)                                                                  \
+    static inline float name(const void *w, const void *act, int64_t cols)                                 \
+    {                                                                                                      \
+        const blk_t *x = w;                                                                                \
+        const int8_t *q = act;                                                                             \
+        const float *d = kp_act_d(act, cols), *s = kp_act_s(act, cols);                                    \
+        const int64_t nb = cols / KP_QK;                                                                   \
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                                     \
+        float summs = 0.f;                                                                                 \
+        int64_t b = 0;                                                                                     \
+        for (; b + 1 < nb; b += 2) {                                                                       \
+            const __m256i p0 = dot_us(unpack(&x[b]), ld256(q + b * KP_QK));                                \
+            const __m256i p1 = dot_us(unpack(&x[b + 1]), ld256(q + (b + 1) * KP_QK));                      \
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d[b]), _mm256_cvtepi32_ps(p0), acc0);      \
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b + 1].d) * d[b + 1]), _mm256_cvtepi32_ps(p1), acc1); \
+            summs += h2f(x[b].m) * s[b] + h2f(x[b + 1].m) * s[b + 1];                                      \
+        }                                                                                                  \
+        for (; b < nb; b++) {                                                                              \
+            const __m256i p0 = dot_us(unpack(&x[b]), ld256(q + b * KP_QK));                                \
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d[b]), _mm256_cvtepi32_ps(p0), acc0);      \
+            summs += h2f(x[b].m) * s[b];                                                                   \
+        }                                                                                                  \
+        return hsum_ps(_mm256_add_ps(acc0, acc1)) + summs;                                                 \
+    }
+
+KP_DOT_MIN32(dot_q4_1, kp_blk_q4_1, unpack_q4_1)
+KP_DOT_MIN32(dot_q5_1, kp_blk_q5_1, unpack_q5_1)
+
+/* Q5_0: signed after the offset, sign trick as for Q8_0. */
 static inline float dot_q5_0(const void *w, const void *act, int64_t cols)
 {
     const kp_blk_q5_0 *x = w;
     const int8_t *q = act;
     const float *d = kp_act_d(act, cols);
     const int64_t nb = cols / KP_QK;
-    const __m256i b4 = _mm256_set1_epi8(0x10), sixteen = _mm256_set1_epi8(16);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i v = _mm256_or_si256(nibbles32(x[b].qs), _mm256_and_si256(bits32(x[b].qh), b4));
-        v = _mm256_sub_epi8(v, sixteen);
-        const __m256i p = dot_ss(v, ld256(q + b * KP_QK));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d[b]), _mm256_cvtepi32_ps(p), acc);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 1 < nb; b += 2) {
+        const __m256i p0 = dot_ss(unpack_q5_0(&x[b]), ld256(q + b * KP_QK));
+        const __m256i p1 = dot_ss(unpack_q5_0(&x[b + 1]), ld256(q + (b + 1) * KP_QK));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d[b]), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b + 1].d) * d[b + 1]), _mm256_cvtepi32_ps(p1), acc1);
     }
-    return hsum_ps(acc);
-}
-
-static inline float dot_q5_1(const void *w, const void *act, int64_t cols)
-{
-    const kp_blk_q5_1 *x = w;
-    const int8_t *q = act;
-    const float *d = kp_act_d(act, cols), *s = kp_act_s(act, cols);
-    const int64_t nb = cols / KP_QK;
-    const __m256i b4 = _mm256_set1_epi8(0x10);
-    __m256 acc = _mm256_setzero_ps();
-    float summs = 0.f;
-    for (int64_t b = 0; b < nb; b++) {
-        const __m256i v = _mm256_or_si256(nibbles32(x[b].qs), _mm256_and_si256(bits32(x[b].qh), b4));
-        const __m256i p = dot_us(v, ld256(q + b * KP_QK));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d[b]), _mm256_cvtepi32_ps(p), acc);
-        summs += h2f(x[b].m) * s[b];
+    for (; b < nb; b++) {
+        const __m256i p0 = dot_ss(unpack_q5_0(&x[b]), ld256(q + b * KP_QK));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d[b]), _mm256_cvtepi32_ps(p0), acc0);
     }
-    return hsum_ps(acc) + summs;
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
 /* ---- K-quants: per-sub-block integer scales are applied with madd on the int16 products,
  * then one float multiply per super-block. */
 
-static inline void k4_scales(const uint8_t *s, int16_t sc[8], int mn[8])
+/* The eight 6-bit scales (as bytes) and mins (as int16) of a Q4_K/Q5_K super-block, unpacked
+ * four at a time with 32-bit operations: scales 0-3 and mins 0-3 are the low 6 bits of bytes
+ * 0-3 and 4-7; scales/mins 4-7 take their low 4 bits from bytes 8-11 and their top 2 bits from
+ * the top of bytes 0-3 / 4-7. */
+static inline void k4_unpack(const uint8_t *s, uint8_t sc[8], __m128i *mins16)
 {
-    for (int j = 0; j < 8; j++) {
-        int a, m;
-        kp_k4_scale_min(j, s, &a, &m);
-        sc[j] = (int16_t)a;
-        mn[j] = m;
-    }
+    uint32_t w0, w1, w2;
+    memcpy(&w0, s, 4);
+    memcpy(&w1, s + 4, 4);
+    memcpy(&w2, s + 8, 4);
+    const uint32_t sc_lo = w0 & 0x3f3f3f3fu, sc_hi = (w2 & 0x0f0f0f0fu) | ((w0 >> 2) & 0x30303030u);
+    const uint32_t m_lo = w1 & 0x3f3f3f3fu, m_hi = ((w2 >> 4) & 0x0f0f0f0fu) | ((w1 >> 2) & 0x30303030u);
+    memcpy(sc, &sc_lo, 4);
+    memcpy(sc + 4, &sc_hi, 4);
+    *mins16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)m_hi, (int)m_lo));
 }
 
-static inline int k4_mins(const int mn[8], const int16_t *bs)
+/* sum over the 8 sub-blocks of min * (sum of its 32 activations), from the Q8_K 16-sums */
+static inline int k4_mins(__m128i mins16, const int16_t *bs)
 {
-    int summ = 0;
-    for (int j = 0; j < 8; j++)
-        summ += mn[j] * (bs[2 * j] + bs[2 * j + 1]);
-    return summ;
+    const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bs), _mm_loadu_si128((const __m128i *)(bs + 8)));
+    __m128i p = _mm_madd_epi16(mins16, pairs);
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4E));
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xB1));
+    return _mm_cvtsi128_si32(p);
 }
 
 /* products of 32 unsigned (<= 63) weights with 32 activations, times a per-32 scale */
@@ -199,9 +229,9 @@ static inline float dot_q4_k(const void *w, const void *act, int64_t cols)
     __m256 acc = _mm256_setzero_ps();
     float mins = 0.f;
     for (int64_t b = 0; b < cols / KP_QKK; b++, q8 += KP_QKK, bs += 16) {
-        int16_t sc[8];
-        int mn[8];
-        k4_scales(x[b].scales, sc, mn);
+        uint8_t sc[8];
+        __m128i mn;
+        k4_unpack(x[b].scales, sc, &mn);
         __m256i sumi = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
             const __m256i raw = ld256(x[b].qs + 32 * c);
@@ -226,9 +256,9 @@ static inline float dot_q5_k(const void *w, const void *act, int64_t cols)
     __m256 acc = _mm256_setzero_ps();
     float mins = 0.f;
     for (int64_t b = 0; b < cols / KP_QKK; b++, q8 += KP_QKK, bs += 16) {
-        int16_t sc[8];
-        int mn[8];
-        k4_scales(x[b].scales, sc, mn);
+        uint8_t sc[8];
+        __m128i mn;
+        k4_unpack(x[b].scales, sc, &mn);
         __m256i hb = ld256(x[b].qh), sumi = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
             /* bit 2c of qh[l] tops element 64c+l, bit 2c+1 element 64c+32+l; shifting the
@@ -248,42 +278,65 @@ static inline float dot_q5_k(const void *w, const void *act, int64_t cols)
     return hsum_ps(acc) - mins;
 }
 
+/* Q6_K helpers. The 16 int8 scales of a super-block apply to 16 elements each; for the 32
+ * elements of one maddubs, lanes 0-7 need scale 2k and lanes 8-15 scale 2k+1 of the half. */
+static const uint8_t q6_pair_shuffle[4][32] = {
+#define KP_Q6P(a, b) a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b
+    {KP_Q6P(0, 1), KP_Q6P(2, 3)},
+    {KP_Q6P(4, 5), KP_Q6P(6, 7)},
+    {KP_Q6P(8, 9), KP_Q6P(10, 11)},
+    {KP_Q6P(12, 13), KP_Q6P(14, 15)},
+#undef KP_Q6P
+};
+
+/* The four 32-element groups of half h of a Q6_K block as unsigned 6-bit values (q + 32). */
+static inline void q6_unpack(const kp_blk_q6_k *x, int h, __m256i q[4])
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+    const __m256i l0 = ld256(x->ql + 64 * h), l1 = ld256(x->ql + 64 * h + 32), hv = ld256(x->qh + 32 * h);
+    q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), m2), 4));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), m2), 4));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4));
+}
+
+/* Per-group scale vectors of half h (see q6_pair_shuffle). */
+static inline void q6_scales(const kp_blk_q6_k *x, int h, __m256i s[4])
+{
+    const __m256i s16 = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(x->scales + 8 * h))));
+    for (int k = 0; k < 4; k++)
+        s[k] = _mm256_shuffle_epi8(s16, _mm256_loadu_si256((const __m256i *)q6_pair_shuffle[k]));
+}
+
+/* 32 * sum_j scale_j * bsum_j: what the +32 offset of the stored values adds, as 8 lanes. */
+static inline __m256i q6_offset(const kp_blk_q6_k *x, const int16_t *bs)
+{
+    const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
+    return _mm256_slli_epi32(_mm256_madd_epi16(sc, _mm256_loadu_si256((const __m256i *)bs)), 5);
+}
+
 static inline float dot_q6_k(const void *w, const void *act, int64_t cols)
 {
     const kp_blk_q6_k *x = w;
     const int8_t *q8 = act;
     const float *d8 = kp_act_d(act, cols);
     const int16_t *bs = kp_act_bsums(act, cols);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < cols / KP_QKK; b++, q8 += KP_QKK, bs += 16) {
-        const int8_t *sc = x[b].scales;
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), q6_offset(&x[b], bs));
         for (int h = 0; h < 2; h++) {
-            const __m256i l0 = ld256(x[b].ql + 64 * h), l1 = ld256(x[b].ql + 64 * h + 32);
-            const __m256i hv = ld256(x[b].qh + 32 * h);
-            __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), m2), 4));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), m2), 4));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4));
+            __m256i q[4], s[4];
+            q6_unpack(&x[b], h, q);
+            q6_scales(&x[b], h, s);
             for (int k = 0; k < 4; k++) {
-                const int j = 8 * h + 2 * k; /* scale of the first 16 of these 32 elements */
-                const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[j + 1]), _mm_set1_epi16(sc[j]));
                 const __m256i p = _mm256_maddubs_epi16(q[k], ld256(q8 + 128 * h + 32 * k));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, s));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, s[k]));
             }
         }
-        /* the stored values are q + 32; take 32 * sum(scale * activation sum) back out */
-        int off = 0;
-        for (int j = 0; j < 16; j++)
-            off += sc[j] * bs[j];
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d8[b]),
-                              _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, _mm256_setr_epi32(32 * off, 0, 0, 0, 0, 0, 0, 0))),
-                              acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d8[b]), _mm256_cvtepi32_ps(sumi), acc);
     }
     return hsum_ps(acc);
 }
@@ -317,18 +370,6 @@ static KP_ALWAYS_INLINE void tile_q8_0(const void *w, const uint8_t *act, size_t
         out[t] = hsum_ps(acc[t]);
 }
 
-/* Q4_0 and Q5_0: signed values after the offset, so the sign trick as for Q8_0. */
-static KP_ALWAYS_INLINE __m256i unpack_q4_0(const kp_blk_q4_0 *x)
-{
-    return _mm256_sub_epi8(nibbles32(x->qs), _mm256_set1_epi8(8));
-}
-
-static KP_ALWAYS_INLINE __m256i unpack_q5_0(const kp_blk_q5_0 *x)
-{
-    const __m256i v = _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10)));
-    return _mm256_sub_epi8(v, _mm256_set1_epi8(16));
-}
-
 #define KP_TILE_SIGNED32(name, blk_t, unpack)                                                               \
     static KP_ALWAYS_INLINE void name(const void *w, const uint8_t *act, size_t as, int64_t cols, int nt,    \
                                       float *out)                                                           \
@@ -351,14 +392,6 @@ static KP_ALWAYS_INLINE __m256i unpack_q5_0(const kp_blk_q5_0 *x)
     }
 KP_TILE_SIGNED32(tile_q4_0, kp_blk_q4_0, unpack_q4_0)
 KP_TILE_SIGNED32(tile_q5_0, kp_blk_q5_0, unpack_q5_0)
-
-/* Q4_1 and Q5_1: unsigned values times activations, plus min * (the Q8_1 block sum). */
-static KP_ALWAYS_INLINE __m256i unpack_q4_1(const kp_blk_q4_1 *x) { return nibbles32(x->qs); }
-
-static KP_ALWAYS_INLINE __m256i unpack_q5_1(const kp_blk_q5_1 *x)
-{
-    return _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10)));
-}
 
 #define KP_TILE_MIN32(name, blk_t, unpack)                                                                  \
     static KP_ALWAYS_INLINE void name(const void *w, const uint8_t *act, size_t as, int64_t cols, int nt,    \
@@ -406,9 +439,9 @@ static KP_ALWAYS_INLINE const uint8_t *qh_of_q5_k(const kp_blk_q5_k *x) { return
         KP_UNROLL for (int t = 0; t < nt; t++)                                                                        \
             acc[t] = _mm256_setzero_ps(), mins[t] = 0.f;                                                    \
         for (int64_t b = 0; b < cols / KP_QKK; b++) {                                                       \
-            int16_t sc[8];                                                                                  \
-            int mn[8];                                                                                      \
-            k4_scales(x[b].scales, sc, mn);                                                                 \
+            uint8_t sc[8];                                                                                  \
+            __m128i mn;                                                                                     \
+            k4_unpack(x[b].scales, sc, &mn);                                                                \
             __m256i sumi[KP_TILE];                                                                          \
             KP_UNROLL for (int t = 0; t < nt; t++)                                                                    \
                 sumi[t] = _mm256_setzero_si256();                                                           \
@@ -447,47 +480,29 @@ static KP_ALWAYS_INLINE void tile_q6_k(const void *w, const uint8_t *act, size_t
                                        float *out)
 {
     const kp_blk_q6_k *x = w;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
     __m256 acc[KP_TILE];
     KP_UNROLL for (int t = 0; t < nt; t++)
         acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < cols / KP_QKK; b++) {
-        const int8_t *sc = x[b].scales;
         __m256i sumi[KP_TILE];
         KP_UNROLL for (int t = 0; t < nt; t++)
-            sumi[t] = _mm256_setzero_si256();
+            sumi[t] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                       q6_offset(&x[b], kp_act_bsums(act + t * as, cols) + 16 * b));
         for (int h = 0; h < 2; h++) {
-            const __m256i l0 = ld256(x[b].ql + 64 * h), l1 = ld256(x[b].ql + 64 * h + 32);
-            const __m256i hv = ld256(x[b].qh + 32 * h);
-            __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), m2), 4));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), m2), 4));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4));
+            __m256i q[4], s[4];
+            q6_unpack(&x[b], h, q);
+            q6_scales(&x[b], h, s);
             KP_UNROLL for (int k = 0; k < 4; k++) {
-                const int j = 8 * h + 2 * k;
-                const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[j + 1]), _mm_set1_epi16(sc[j]));
                 KP_UNROLL for (int t = 0; t < nt; t++) {
                     const int8_t *q8 = (const int8_t *)(act + t * as) + b * KP_QKK + 128 * h + 32 * k;
-                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], ld256(q8)), s));
+                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], ld256(q8)), s[k]));
                 }
             }
         }
         const float dw = h2f(x[b].d);
-        KP_UNROLL for (int t = 0; t < nt; t++) {
-            const int16_t *bs = kp_act_bsums(act + t * as, cols) + 16 * b;
-            int off = 0;
-            for (int j = 0; j < 16; j++)
-                off += sc[j] * bs[j];
-            const __m256 f = _mm256_cvtepi32_ps(sumi[t]);
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * kp_act_d(act + t * as, cols)[b]), f, acc[t]);
-            /* the stored values are q + 32: take 32 * sum(scale * activation sum) back out */
-            acc[t] = _mm256_sub_ps(acc[t], _mm256_setr_ps(dw * kp_act_d(act + t * as, cols)[b] * (float)(32 * off),
-                                                          0, 0, 0, 0, 0, 0, 0));
-        }
+        KP_UNROLL for (int t = 0; t < nt; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * kp_act_d(act + t * as, cols)[b]), _mm256_cvtepi32_ps(sumi[t]),
+                                     acc[t]);
     }
     KP_UNROLL for (int t = 0; t < nt; t++)
         out[t] = hsum_ps(acc[t]);
