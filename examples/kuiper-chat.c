@@ -1,275 +1,443 @@
 /* kuiper-chat: chat with a model through its own chat template (public API only).
  *
- *   kuiper-chat -m MODEL --dump-prompt < conversation.json   print the formatted prompt, exactly
- *   kuiper-chat -m MODEL -p "question" [-n N]                 one greedy answer, streamed
+ *   kuiper-chat -m MODEL                         interactive chat (see /help); plain lines without a TTY
+ *   kuiper-chat -m MODEL -p "question"           one answer, then exit
+ *   kuiper-chat -m MODEL --json < conv.json      answer a conversation {"messages":[...]}
+ *   kuiper-chat -m MODEL --dump-prompt < conv.json   print the formatted prompt, exactly
  *
- * conversation.json: {"messages":[{"role":"user","content":"..."}, ...], "add_assistant":true}
- * The interactive REPL is not written yet. */
+ * docs/chat.md describes the commands, the KV reuse between turns, Ctrl-C and the state files. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "chat/conv.h"
+#include "chat/engine.h"
 #include "kuiper/kuiper.h"
 
-/* ---- a minimal JSON reader for the conversation file: just what it needs, strings decoded in place */
+/* ---- Ctrl-C: during an answer it cancels the answer; anywhere else it ends the program */
 
-typedef struct jp {
-    char *s;
-    size_t i, n;
-} jp;
+static volatile sig_atomic_t g_interrupted;
+static kp_session *volatile g_active; /* the session generating right now, or NULL */
 
-static void ws(jp *p)
+static void on_sigint(int sig)
 {
-    while (p->i < p->n && strchr(" \t\r\n", p->s[p->i]))
-        p->i++;
+    (void)sig;
+    g_interrupted = 1;
+    kp_session *s = g_active;
+    if (s)
+        kp_session_cancel(s); /* an atomic store: safe here */
 }
 
-static int lit(jp *p, const char *w)
+/* While reading input the handler must interrupt the read (no SA_RESTART) so that Ctrl-C at the
+ * prompt ends the program; while answering, output writes should be restarted instead. */
+static void sigint_mode(int restart)
 {
-    size_t k = strlen(w);
-    if (p->n - p->i < k || memcmp(p->s + p->i, w, k) != 0)
-        return 0;
-    p->i += k;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = restart ? SA_RESTART : 0;
+    sigaction(SIGINT, &sa, NULL);
+}
+
+/* ---- options */
+
+typedef struct options {
+    const char *model, *tokenizer, *question, *system, *template_name;
+    int dump, json, verbose, threads;
+    long n_ctx, max_new;
+} options;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: kuiper-chat -m MODEL [options]            interactive chat\n"
+            "       kuiper-chat -m MODEL -p TEXT [options]    one answer to TEXT\n"
+            "       kuiper-chat -m MODEL --json < conversation.json\n"
+            "       kuiper-chat -m MODEL --dump-prompt < conversation.json\n"
+            "conversation.json: {\"messages\":[{\"role\":\"user\",\"content\":\"...\"}, ...]}\n"
+            "options:\n"
+            "  -z FILE              tokenizer file (llama2.c checkpoints)\n"
+            "  --system TEXT        system message\n"
+            "  --template NAME      force a template: chatml, llama3, llama2 (default: the model's)\n"
+            "  -t, --temperature T  0 = greedy (default 0.8)\n"
+            "  --top-k K            default 40 (0 = off)\n"
+            "  --top-p P            default 0.95 (1 = off)\n"
+            "  --min-p P            default 0.05 (0 = off)\n"
+            "  --repeat-penalty R   default 1 (off)\n"
+            "  --frequency-penalty F, --presence-penalty P   default 0 (off)\n"
+            "  --penalty-window N   last N tokens the penalties look at (default 64)\n"
+            "  -s, --seed S         default 0: from the clock\n"
+            "  -n N                 at most N tokens per answer (default 1024; 0 = until the context is full)\n"
+            "  -c N                 context positions (default min(4096, the model's))\n"
+            "  --threads N          compute threads (default 0: one per CPU)\n"
+            "  --verbose            print prompt and generation speed after each answer (stderr)\n");
+}
+
+static int bad(const char *fmt, const char *a, const char *b)
+{
+    fprintf(stderr, "kuiper-chat: ");
+    fprintf(stderr, fmt, a, b);
+    fprintf(stderr, "\n");
     return 1;
 }
 
-static int hex4(jp *p, unsigned *v)
+static int parse_num(const char *s, double *v)
 {
-    *v = 0;
-    for (int k = 0; k < 4; k++, p->i++) {
-        if (p->i >= p->n)
-            return 0;
-        char c = p->s[p->i];
-        unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0')
-                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10) : 16u;
-        if (d == 16)
-            return 0;
-        *v = *v * 16 + d;
+    char *end;
+    errno = 0;
+    *v = strtod(s, &end);
+    return *s && !*end && errno == 0 && isfinite(*v);
+}
+
+static int parse_long(const char *opt, const char *s, long lo, long hi, long *v)
+{
+    double d;
+    if (!parse_num(s, &d) || d != floor(d) || d < (double)lo || d > (double)hi) {
+        fprintf(stderr, "kuiper-chat: %s '%s' must be an integer in [%ld, %ld]\n", opt, s, lo, hi);
+        return 0;
+    }
+    *v = (long)d;
+    return 1;
+}
+
+static const struct {
+    const char *names[2];
+    kp_sampler_opt opt;
+    int integer;
+} sampler_flags[] = {
+    {{"-t", "--temperature"}, KP_SAMPLER_TEMPERATURE, 0},
+    {{"--top-p", NULL}, KP_SAMPLER_TOP_P, 0},
+    {{"--top-k", NULL}, KP_SAMPLER_TOP_K, 1},
+    {{"--min-p", NULL}, KP_SAMPLER_MIN_P, 0},
+    {{"--repeat-penalty", NULL}, KP_SAMPLER_REPEAT_PENALTY, 0},
+    {{"--frequency-penalty", NULL}, KP_SAMPLER_FREQUENCY_PENALTY, 0},
+    {{"--presence-penalty", NULL}, KP_SAMPLER_PRESENCE_PENALTY, 0},
+    {{"--penalty-window", NULL}, KP_SAMPLER_PENALTY_WINDOW, 1},
+    {{"-s", "--seed"}, KP_SAMPLER_SEED, 1},
+};
+
+/* Sets one sampler option, explaining a rejected value on one line. */
+static int set_sampler(kp_sampler *smp, const char *flag, kp_sampler_opt opt, int integer, const char *val)
+{
+    double v, lo = 0, hi = 0;
+    kp_sampler_bounds(opt, &lo, &hi);
+    if (!parse_num(val, &v) || kp_sampler_set(smp, opt, v) != KP_OK) {
+        fprintf(stderr, "kuiper-chat: %s '%s' must be %s in [%g, %g]\n", flag, val, integer ? "an integer" : "a number",
+                lo, hi);
+        return 0;
     }
     return 1;
 }
 
-/* Parses a string at p->i, decoding it over its own source bytes (the result is never longer)
- * and NUL-terminating it; returns its start or NULL. */
-static char *str(jp *p)
+/* Parses argv into `o` and the sampler; 0 when something is wrong (already reported). */
+static int parse_args(int argc, char **argv, options *o, kp_sampler *smp)
 {
-    if (p->i >= p->n || p->s[p->i] != '"')
-        return NULL;
-    char *out = p->s + ++p->i, *w = out;
-    while (p->i < p->n && p->s[p->i] != '"') {
-        char c = p->s[p->i++];
-        if (c != '\\') {
-            *w++ = c;
+    static const char *const with_value[] = {"-m", "-z", "-p", "--system", "--template", "-n", "-c", "--threads"};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            exit(0);
+        }
+        if (!strcmp(a, "--dump-prompt")) {
+            o->dump = 1;
             continue;
         }
-        if (p->i >= p->n)
-            return NULL;
-        c = p->s[p->i++];
-        const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t", *hit = strchr(from, c);
-        if (c && hit) {
-            *w++ = to[hit - from];
+        if (!strcmp(a, "--json")) {
+            o->json = 1;
             continue;
         }
-        unsigned u, lo;
-        if (c != 'u' || !hex4(p, &u))
-            return NULL;
-        if (u >= 0xd800 && u < 0xdc00) {
-            if (!lit(p, "\\u") || !hex4(p, &lo) || lo < 0xdc00 || lo > 0xdfff)
-                return NULL;
-            u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
-        } else if (u >= 0xdc00 && u < 0xe000) {
-            return NULL;
-        }
-        if (u < 0x80) {
-            *w++ = (char)u;
-        } else if (u < 0x800) {
-            *w++ = (char)(0xc0 | (u >> 6));
-            *w++ = (char)(0x80 | (u & 0x3f));
-        } else if (u < 0x10000) {
-            *w++ = (char)(0xe0 | (u >> 12));
-            *w++ = (char)(0x80 | ((u >> 6) & 0x3f));
-            *w++ = (char)(0x80 | (u & 0x3f));
-        } else {
-            *w++ = (char)(0xf0 | (u >> 18));
-            *w++ = (char)(0x80 | ((u >> 12) & 0x3f));
-            *w++ = (char)(0x80 | ((u >> 6) & 0x3f));
-            *w++ = (char)(0x80 | (u & 0x3f));
-        }
-    }
-    if (p->i >= p->n)
-        return NULL;
-    p->i++;
-    *w = '\0'; /* w < p->s + p->i: the closing quote's byte at least */
-    return out;
-}
-
-static int skip_value(jp *p, int depth);
-
-static int skip_container(jp *p, char close, int depth)
-{
-    p->i++;
-    ws(p);
-    if (p->i < p->n && p->s[p->i] == close) {
-        p->i++;
-        return 1;
-    }
-    for (;;) {
-        if (close == '}') {
-            if (!str(p))
-                return 0;
-            ws(p);
-            if (!lit(p, ":"))
-                return 0;
-        }
-        if (!skip_value(p, depth + 1))
-            return 0;
-        ws(p);
-        if (lit(p, ","))
+        if (!strcmp(a, "--verbose")) {
+            o->verbose = 1;
             continue;
-        return lit(p, close == '}' ? "}" : "]");
-    }
-}
-
-static int skip_value(jp *p, int depth)
-{
-    ws(p);
-    if (depth > 64 || p->i >= p->n)
-        return 0;
-    char c = p->s[p->i];
-    if (c == '"')
-        return str(p) != NULL;
-    if (c == '{' || c == '[')
-        return skip_container(p, c == '{' ? '}' : ']', depth);
-    if (lit(p, "true") || lit(p, "false") || lit(p, "null"))
-        return 1;
-    size_t st = p->i;
-    while (p->i < p->n && strchr("+-0123456789.eE", p->s[p->i]))
-        p->i++;
-    return p->i > st;
-}
-
-typedef struct conversation {
-    kp_chat_msg *msgs;
-    size_t n, cap;
-    int add_assistant;
-} conversation;
-
-static int parse_message(jp *p, conversation *c)
-{
-    kp_chat_msg m = {NULL, NULL};
-    ws(p);
-    if (!lit(p, "{"))
-        return 0;
-    ws(p);
-    if (!lit(p, "}"))
-        for (;;) {
-            ws(p);
-            char *k = str(p);
-            ws(p);
-            if (!k || !lit(p, ":"))
-                return 0;
-            ws(p);
-            if (!strcmp(k, "role") || !strcmp(k, "content")) {
-                char *v = str(p);
-                if (!v)
-                    return 0;
-                *(k[0] == 'r' ? &m.role : &m.content) = v;
-            } else if (!skip_value(p, 1)) {
-                return 0;
-            }
-            ws(p);
-            if (lit(p, ","))
-                continue;
-            if (lit(p, "}"))
+        }
+        int known = 0;
+        for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
+            known |= !strcmp(a, with_value[k]);
+        size_t sf = 0;
+        for (; sf < sizeof sampler_flags / sizeof *sampler_flags; sf++)
+            if (!strcmp(a, sampler_flags[sf].names[0]) ||
+                (sampler_flags[sf].names[1] && !strcmp(a, sampler_flags[sf].names[1])))
                 break;
-            return 0;
+        int is_sampler = sf < sizeof sampler_flags / sizeof *sampler_flags;
+        if (!known && !is_sampler)
+            return !bad("unknown option '%s'%s (see --help)", a, "");
+        if (i + 1 >= argc)
+            return !bad("option %s needs a value%s", a, "");
+        const char *v = argv[++i];
+        long n;
+        if (is_sampler) {
+            if (!set_sampler(smp, a, sampler_flags[sf].opt, sampler_flags[sf].integer, v))
+                return 0;
+        } else if (!strcmp(a, "-m")) {
+            o->model = v;
+        } else if (!strcmp(a, "-z")) {
+            o->tokenizer = v;
+        } else if (!strcmp(a, "-p")) {
+            o->question = v;
+        } else if (!strcmp(a, "--system")) {
+            o->system = v;
+        } else if (!strcmp(a, "--template")) {
+            o->template_name = v;
+        } else if (!strcmp(a, "-n")) {
+            if (!parse_long(a, v, 0, 2147483647L, &o->max_new))
+                return 0;
+        } else if (!strcmp(a, "-c")) {
+            if (!parse_long(a, v, 0, 2147483647L, &o->n_ctx))
+                return 0;
+        } else if (!strcmp(a, "--threads")) {
+            if (!parse_long(a, v, 0, 1024, &n))
+                return 0;
+            o->threads = (int)n;
         }
-    if (!m.role || !m.content)
-        return 0;
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 8;
-        kp_chat_msg *g = realloc(c->msgs, cap * sizeof *g);
-        if (!g)
-            return 0;
-        c->msgs = g;
-        c->cap = cap;
     }
-    c->msgs[c->n++] = m;
+    if (!o->model)
+        return !bad("no model given: use -m MODEL (see --help)%s%s", "", "");
+    if (o->dump + o->json + (o->question != NULL) > 1)
+        return !bad("-p, --json and --dump-prompt exclude each other%s%s", "", "");
     return 1;
 }
 
-/* {"messages":[...], "add_assistant": bool}; other members are ignored. */
-static int parse_conversation(char *text, size_t len, conversation *c)
+/* ---- output */
+
+static void print_piece(void *user, const char *piece, size_t len)
 {
-    jp p = {text, 0, len};
-    c->add_assistant = 1;
-    ws(&p);
-    if (!lit(&p, "{"))
-        return 0;
-    ws(&p);
-    if (lit(&p, "}"))
-        return 1;
+    (void)user;
+    fwrite(piece, 1, len, stdout);
+    fflush(stdout);
+}
+
+static void print_stats(FILE *f, const chat_engine *e)
+{
+    const chat_stats *s = &e->last;
+    double ps = s->prompt_seconds > 0 ? s->n_prompt / s->prompt_seconds : 0;
+    double gs = s->generate_seconds > 0 ? s->n_generated / s->generate_seconds : 0;
+    fprintf(f,
+            "prompt: %d tokens (%d reused) in %.3f s, %.1f tokens/s | answer: %d tokens in %.3f s, %.1f tokens/s | "
+            "context %d/%d\n",
+            s->n_prompt, s->n_reused, s->prompt_seconds, ps, s->n_generated, s->generate_seconds, gs,
+            kp_session_n_past(e->session), kp_session_n_ctx(e->session));
+    fflush(f);
+}
+
+/* One answer to `c`, streamed; notes about dropped turns, cuts and Ctrl-C go to stderr.
+ * Returns 0, 1 on failure or 130 when Ctrl-C stopped it. */
+static int answer(chat_engine *e, chat_conv *c, int verbose)
+{
+    g_interrupted = 0;
+    sigint_mode(1);
+    g_active = e->session;
+    int rc = engine_answer(e, c, &g_interrupted);
+    g_active = NULL;
+    const chat_stats *s = &e->last;
+    if (rc == 0)
+        printf("\n");
+    fflush(stdout);
+    if (s->n_dropped)
+        fprintf(stderr, "[%zu old message%s dropped to fit the context]\n", s->n_dropped, s->n_dropped > 1 ? "s" : "");
+    if (s->cancelled)
+        fprintf(stderr, "[stopped]\n");
+    else if (rc == 0 && s->context_full)
+        fprintf(stderr, "[the context is full: the answer was cut]\n");
+    if (rc == 0 && verbose)
+        print_stats(stderr, e);
+    if (rc != 0 && !s->cancelled)
+        fprintf(stderr, "kuiper-chat: %s\n", e->err);
+    return s->cancelled ? 130 : rc ? 1 : 0;
+}
+
+/* ---- the interactive loop */
+
+static int save_state(chat_engine *e, const chat_conv *c, const char *path)
+{
+    kp_status st = kp_session_save(e->session, path);
+    if (st != KP_OK) {
+        fprintf(stderr, "kuiper-chat: saving %s: %s (%s)\n", path, kp_last_error(), kp_status_str(st));
+        return -1;
+    }
+    size_t pl = strlen(path);
+    char *side = malloc(pl + 6);
+    if (!side)
+        return -1;
+    memcpy(side, path, pl);
+    memcpy(side + pl, ".json", 6);
+    FILE *f = fopen(side, "wb");
+    int bad_write = !f || conv_write_json(c, f) != 0;
+    if (f && fclose(f) != 0)
+        bad_write = 1;
+    if (bad_write)
+        fprintf(stderr, "kuiper-chat: writing %s: %s\n", side, strerror(errno));
+    else
+        fprintf(stderr, "[saved %s and %s]\n", path, side);
+    free(side);
+    return bad_write ? -1 : 0;
+}
+
+/* The sidecar is read first: a session file whose conversation cannot be read is not loaded,
+ * and a failed session load leaves the conversation as it was. */
+static int load_state(chat_engine *e, chat_conv *c, const char *path)
+{
+    size_t pl = strlen(path), len = 0;
+    char *side = malloc(pl + 6), err[256];
+    if (!side)
+        return -1;
+    memcpy(side, path, pl);
+    memcpy(side + pl, ".json", 6);
+    FILE *f = fopen(side, "rb");
+    char *text = f ? read_all(f, &len) : NULL;
+    if (f)
+        fclose(f);
+    chat_conv loaded = {0};
+    int rc = -1;
+    if (!text) {
+        fprintf(stderr, "kuiper-chat: reading %s: %s\n", side, f ? "read error" : strerror(errno));
+    } else if (conv_parse_json(text, len, &loaded, NULL, err, sizeof err)) {
+        fprintf(stderr, "kuiper-chat: %s is not a conversation: %s\n", side, err);
+    } else {
+        kp_status st = kp_session_load(e->session, path);
+        if (st != KP_OK) {
+            fprintf(stderr, "kuiper-chat: loading %s: %s (%s)\n", path, kp_last_error(), kp_status_str(st));
+        } else {
+            conv_move(c, &loaded);
+            fprintf(stderr, "[loaded %s: %zu messages, %d positions]\n", path, c->n, kp_session_n_past(e->session));
+            rc = 0;
+        }
+    }
+    conv_free(&loaded);
+    free(text);
+    free(side);
+    return rc;
+}
+
+static void help(void)
+{
+    printf("/reset         forget the conversation (the system message stays)\n"
+           "/system TEXT   set the system message (no TEXT: remove it)\n"
+           "/save FILE     save the session to FILE and the conversation to FILE.json\n"
+           "/load FILE     continue a conversation saved with /save\n"
+           "/stats         prompt and generation speed of the last answer\n"
+           "/quit          leave (so do Ctrl-D and Ctrl-C at the prompt)\n"
+           "A line ending in '\\' continues on the next line; '//' at the start sends a literal '/'.\n"
+           "Ctrl-C during an answer stops it; the part already shown stays in the conversation.\n");
+}
+
+/* Reads one message; lines ending in a backslash continue it. NULL at EOF or Ctrl-C. */
+static char *read_message(int tty, char **line, size_t *cap)
+{
+    char *msg = NULL;
+    size_t len = 0;
     for (;;) {
-        ws(&p);
-        char *k = str(&p);
-        ws(&p);
-        if (!k || !lit(&p, ":"))
-            return 0;
-        ws(&p);
-        if (!strcmp(k, "messages")) {
-            if (!lit(&p, "["))
-                return 0;
-            ws(&p);
-            if (!lit(&p, "]"))
-                for (;;) {
-                    if (!parse_message(&p, c))
-                        return 0;
-                    ws(&p);
-                    if (lit(&p, ","))
-                        continue;
-                    if (lit(&p, "]"))
-                        break;
-                    return 0;
-                }
-        } else if (!strcmp(k, "add_assistant")) {
-            if (lit(&p, "true"))
-                c->add_assistant = 1;
-            else if (lit(&p, "false"))
-                c->add_assistant = 0;
-            else
-                return 0;
-        } else if (!skip_value(&p, 1)) {
+        errno = 0;
+        ssize_t n = getline(line, cap, stdin);
+        if (n < 0) {
+            free(msg);
+            return NULL;
+        }
+        while (n > 0 && ((*line)[n - 1] == '\n' || (*line)[n - 1] == '\r'))
+            (*line)[--n] = '\0';
+        int more = n > 0 && (*line)[n - 1] == '\\';
+        if (more)
+            (*line)[n - 1] = '\n'; /* the backslash becomes the line break it escapes */
+        char *g = realloc(msg, len + (size_t)n + 1);
+        if (!g) {
+            free(msg);
+            return NULL;
+        }
+        msg = g;
+        memcpy(msg + len, *line, (size_t)n);
+        len += (size_t)n;
+        msg[len] = '\0';
+        if (!more)
+            return msg;
+        if (tty) {
+            printf("... ");
+            fflush(stdout);
+        }
+    }
+}
+
+static int command(chat_engine *e, chat_conv *c, char *cmd, int *quit)
+{
+    char *arg = cmd + strcspn(cmd, " \t");
+    if (*arg)
+        *arg++ = '\0';
+    arg += strspn(arg, " \t");
+    if (!strcmp(cmd, "/quit") || !strcmp(cmd, "/exit")) {
+        *quit = 1;
+    } else if (!strcmp(cmd, "/help")) {
+        help();
+    } else if (!strcmp(cmd, "/reset")) {
+        conv_clear(c, 1);
+        kp_session_truncate(e->session, 0);
+        if (e->sampler)
+            kp_sampler_reset(e->sampler);
+        fprintf(stderr, "[conversation cleared]\n");
+    } else if (!strcmp(cmd, "/system")) {
+        if (conv_set_system(c, arg))
+            return -1;
+        fprintf(stderr, *arg ? "[system message set]\n" : "[system message removed]\n");
+    } else if (!strcmp(cmd, "/save") || !strcmp(cmd, "/load")) {
+        if (!*arg) {
+            fprintf(stderr, "kuiper-chat: %s needs a file name\n", cmd);
             return 0;
         }
-        ws(&p);
-        if (lit(&p, ","))
-            continue;
-        if (!lit(&p, "}"))
-            return 0;
-        ws(&p);
-        return p.i == p.n;
+        if (cmd[1] == 's')
+            save_state(e, c, arg);
+        else
+            load_state(e, c, arg);
+    } else if (!strcmp(cmd, "/stats")) {
+        print_stats(stdout, e);
+    } else {
+        fprintf(stderr, "kuiper-chat: unknown command %s (try /help)\n", cmd);
     }
+    return 0;
 }
 
-static char *read_all(FILE *f, size_t *len)
+static int repl(chat_engine *e, chat_conv *c, int verbose)
 {
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        n += fread(b + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        char *g = realloc(b, cap *= 2);
-        if (!g)
-            free(b);
-        b = g;
+    int tty = isatty(STDIN_FILENO), quit = 0, rc = 0;
+    if (tty)
+        fprintf(stderr, "kuiper-chat: %s, %lld parameters, context %d. /help for commands, Ctrl-C stops an answer, "
+                        "Ctrl-D quits.\n",
+                kp_model_arch_borrow(e->model), (long long)kp_model_info_get(e->model, KP_INFO_N_PARAMS),
+                kp_session_n_ctx(e->session));
+    char *line = NULL;
+    size_t cap = 0;
+    while (!quit && rc == 0) {
+        g_interrupted = 0;
+        sigint_mode(0);
+        if (tty) {
+            printf("> ");
+            fflush(stdout);
+        }
+        char *msg = read_message(tty, &line, &cap);
+        if (!msg) {
+            if (tty)
+                printf("\n");
+            break; /* EOF, or Ctrl-C at the prompt */
+        }
+        if (msg[0] == '/' && msg[1] != '/') {
+            rc = command(e, c, msg, &quit) ? 1 : 0;
+        } else if (msg[strspn(msg, " \t\n")]) {
+            const char *text = msg[0] == '/' ? msg + 1 : msg;
+            if (conv_push(c, "user", text, strlen(text)))
+                rc = 1;
+            else
+                answer(e, c, verbose);
+        }
+        free(msg);
     }
-    *len = n;
-    return b;
+    free(line);
+    fflush(stdout);
+    return rc;
 }
 
-/* ---- the program */
+/* ---- main */
 
 static int fail(const char *what, kp_status st)
 {
@@ -277,145 +445,102 @@ static int fail(const char *what, kp_status st)
     return 1;
 }
 
-static char *format(const kp_model *m, const conversation *c, size_t *len)
+/* Reads the conversation document on stdin into `c`. */
+static int read_conversation(chat_conv *c, int *add_assistant)
 {
-    kp_status st = kp_chat_format(m, c->msgs, c->n, c->add_assistant, NULL, 0, len);
-    char *buf = st == KP_ERR_BUFFER_TOO_SMALL ? malloc(*len + 1) : NULL;
-    if (st == KP_ERR_BUFFER_TOO_SMALL && buf)
-        st = kp_chat_format(m, c->msgs, c->n, c->add_assistant, buf, *len + 1, len);
-    if (st != KP_OK) {
-        if (st != KP_ERR_BUFFER_TOO_SMALL)
-            fail("formatting the conversation", st);
-        free(buf);
-        return NULL;
+    size_t len = 0;
+    char err[256];
+    char *text = read_all(stdin, &len);
+    if (!text) {
+        fprintf(stderr, "kuiper-chat: could not read stdin\n");
+        return 0;
     }
-    return buf;
+    int ok = conv_parse_json(text, len, c, add_assistant, err, sizeof err) == 0;
+    if (!ok)
+        fprintf(stderr, "kuiper-chat: stdin is not a conversation {\"messages\":[{\"role\":...,\"content\":...}]}: %s\n",
+                err);
+    free(text);
+    return ok;
 }
 
-static int print_piece(void *user, const kp_token_event *ev)
+static int run(const options *o, kp_model *m, kp_sampler *smp, chat_conv *c, int add_assistant)
 {
-    (void)user;
-    if (!ev->is_prompt && ev->piece_len) {
-        fwrite(ev->piece, 1, ev->piece_len, stdout);
-        fflush(stdout);
+    int64_t model_ctx = kp_model_info_get(m, KP_INFO_N_CTX);
+    if (o->n_ctx > model_ctx) {
+        fprintf(stderr, "kuiper-chat: -c %ld exceeds the model's context of %lld\n", o->n_ctx, (long long)model_ctx);
+        return 1;
     }
-    return 0;
-}
-
-/* One greedy answer to `prompt` (already formatted). The chat text carries its own BOS text for
- * the Llama families, so BOS is added only when it does not. */
-static int answer(kp_model *m, const char *prompt, size_t len, int max_new)
-{
-    const kp_tokenizer *t = kp_model_tokenizer_borrow(m);
-    uint32_t flags = KP_TOKENIZE_PARSE_SPECIAL;
-    char bos[256];
-    size_t bos_len = 0;
-    int32_t bos_id = kp_tokenizer_bos(t);
-    if (bos_id < 0 || kp_token_to_piece(t, bos_id, bos, sizeof bos, &bos_len) != KP_OK || bos_len == 0 ||
-        len < bos_len || memcmp(prompt, bos, bos_len) != 0)
-        flags |= KP_TOKENIZE_ADD_SPECIAL;
-    size_t n = 0;
-    kp_status st = kp_tokenize(t, prompt, len, flags, NULL, 0, &n);
-    int32_t *ids = st == KP_ERR_BUFFER_TOO_SMALL || st == KP_OK ? malloc((n ? n : 1) * sizeof *ids) : NULL;
-    if (!ids)
-        return fail("tokenizing the prompt", st);
-    if ((st = kp_tokenize(t, prompt, len, flags, ids, n, &n)) != KP_OK) {
-        free(ids);
-        return fail("tokenizing the prompt", st);
-    }
+    kp_session_params sp;
+    kp_session_params_init(&sp);
+    sp.n_ctx = (int32_t)(o->n_ctx ? o->n_ctx : model_ctx < 4096 ? model_ctx : 4096);
     kp_session *s = NULL;
-    if ((st = kp_session_new(m, NULL, &s)) != KP_OK) {
-        free(ids);
+    kp_status st = o->dump ? KP_OK : kp_session_new(m, &sp, &s); /* printing a prompt needs no KV cache */
+    if (st != KP_OK)
         return fail("making a session", st);
+    chat_engine e;
+    engine_init(&e, m, s, smp, (int32_t)o->max_new);
+    e.template_name = o->template_name;
+    e.on_piece = print_piece;
+    int rc = 0;
+    if (o->dump) {
+        long len = engine_render(&e, c, add_assistant);
+        if (len < 0) {
+            fprintf(stderr, "kuiper-chat: %s\n", e.err);
+            rc = 1;
+        } else {
+            rc = fwrite(e.text, 1, (size_t)len, stdout) == (size_t)len && fflush(stdout) == 0 ? 0 : 1;
+        }
+    } else if (o->json || o->question) {
+        rc = answer(&e, c, o->verbose);
+    } else {
+        rc = repl(&e, c, o->verbose);
     }
-    kp_generate_params gp;
-    kp_generate_params_init(&gp);
-    gp.max_new_tokens = max_new;
-    gp.on_token = print_piece;
-    st = kp_generate(s, ids, n, &gp, NULL);
-    printf("\n");
-    free(ids);
-    int rc = st == KP_OK ? 0 : fail("generating", st);
+    engine_free(&e);
     kp_session_free(s);
     return rc;
 }
 
-static void usage(void)
-{
-    fprintf(stderr,
-            "usage: kuiper-chat -m MODEL [-z TOKENIZER] [-t THREADS] (--dump-prompt < conversation.json | -p TEXT "
-            "[-s SYSTEM] [-n MAX_NEW])\n");
-}
-
 int main(int argc, char **argv)
 {
-    const char *model = NULL, *tok = NULL, *question = NULL, *system = NULL;
-    int dump = 0, threads = 0, max_new = 256;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--dump-prompt"))
-            dump = 1;
-        else if (v && !strcmp(a, "-m"))
-            model = argv[++i];
-        else if (v && !strcmp(a, "-z"))
-            tok = argv[++i];
-        else if (v && !strcmp(a, "-p"))
-            question = argv[++i];
-        else if (v && !strcmp(a, "-s"))
-            system = argv[++i];
-        else if (v && !strcmp(a, "-t"))
-            threads = atoi(argv[++i]);
-        else if (v && !strcmp(a, "-n"))
-            max_new = atoi(argv[++i]);
-        else {
-            usage();
-            return 2;
-        }
+    options o = {0};
+    o.max_new = 1024;
+    kp_sampler *smp = NULL;
+    if (kp_sampler_new(NULL, &smp) != KP_OK)
+        return fail("making a sampler", KP_ERR_OUT_OF_MEMORY);
+    /* Chat defaults in the style of common chat programs; the seed comes from the clock. */
+    kp_sampler_set(smp, KP_SAMPLER_TEMPERATURE, 0.8);
+    kp_sampler_set(smp, KP_SAMPLER_TOP_K, 40);
+    kp_sampler_set(smp, KP_SAMPLER_TOP_P, 0.95);
+    kp_sampler_set(smp, KP_SAMPLER_MIN_P, 0.05);
+    kp_sampler_set(smp, KP_SAMPLER_SEED, 0);
+    if (!parse_args(argc, argv, &o, smp)) {
+        kp_sampler_free(smp);
+        return 1;
     }
-    if (!model || dump == !!question) {
-        usage();
-        return 2;
-    }
-    conversation c = {NULL, 0, 0, 1};
-    char *text = NULL;
-    if (dump) {
-        size_t len = 0;
-        text = read_all(stdin, &len);
-        if (!text || !parse_conversation(text, len, &c)) {
-            fprintf(stderr, "kuiper-chat: stdin is not a conversation: expected {\"messages\":[{\"role\":..., "
-                            "\"content\":...}], \"add_assistant\":true}\n");
-            free(c.msgs);
-            free(text);
-            return 1;
-        }
-    } else {
-        c.msgs = calloc(2, sizeof *c.msgs);
-        if (!c.msgs)
-            return 1;
-        if (system)
-            c.msgs[c.n++] = (kp_chat_msg){"system", system};
-        c.msgs[c.n++] = (kp_chat_msg){"user", question};
-    }
+    chat_conv c = {0};
+    int add_assistant = 1, rc = 1;
+    if ((o.dump || o.json) && !read_conversation(&c, &add_assistant))
+        goto out;
+    if (o.json)
+        add_assistant = 1; /* an answer is what --json is for */
+    if (o.system && conv_set_system(&c, o.system))
+        goto out;
+    if (o.question && conv_push(&c, "user", o.question, strlen(o.question)))
+        goto out;
     kp_model_params mp;
     kp_model_params_init(&mp);
-    mp.tokenizer_path = tok;
-    mp.n_threads = threads;
+    mp.tokenizer_path = o.tokenizer;
+    mp.n_threads = o.threads;
     kp_model *m = NULL;
-    kp_status st = kp_model_load(model, &mp, &m);
-    int rc = 1;
+    kp_status st = kp_model_load(o.model, &mp, &m);
     if (st != KP_OK) {
-        rc = fail(model, st);
-    } else {
-        size_t len = 0;
-        char *prompt = format(m, &c, &len);
-        if (prompt && dump)
-            rc = fwrite(prompt, 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : 1;
-        else if (prompt)
-            rc = answer(m, prompt, len, max_new);
-        free(prompt);
+        rc = fail(o.model, st);
+        goto out;
     }
+    rc = run(&o, m, smp, &c, add_assistant);
     kp_model_free(m);
-    free(c.msgs);
-    free(text);
+out:
+    conv_free(&c);
+    kp_sampler_free(smp);
     return rc;
 }

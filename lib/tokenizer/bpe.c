@@ -168,6 +168,8 @@ kp_status kp_bpe_word(const kp_bpe *m, const char *w, size_t n, kp_bpe_scratch *
 {
     if (!n)
         return KP_OK;
+    if (n > (size_t)INT32_MAX / 4)
+        return kp_fail(KP_ERR_INVALID_ARG, "a single pre-tokenized word of %zu bytes is too long to encode", n);
     if (m->ignore_merges) {
         int32_t id = kp_strmap_get(&m->vocab, w, n);
         if (id >= 0)

@@ -64,7 +64,11 @@ kp_status kp_detok_stream_push(const kp_tokenizer *t, kp_detok_stream *st, int32
         len = 0;
     int32_t prev = st->prev;
     st->prev = id;
-    if (t->strip_space_after_bos && (prev == -1 || prev == t->bos) && len && piece[0] == ' ') {
+    /* Hugging Face's Strip/Metaspace decoders drop the space at the very start of the text only;
+     * llama2.c and SentencePiece drop it after BOS as well. */
+    int strip = t->strip_leading_space ? prev == -1
+                                       : t->strip_space_after_bos && (prev == -1 || prev == t->bos);
+    if (strip && len && piece[0] == ' ') {
         piece++;
         len--;
     }

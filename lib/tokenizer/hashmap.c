@@ -79,7 +79,8 @@ kp_status kp_pairmap_init(kp_pairmap *m, const kp_allocator *a, size_t expect)
 {
     memset(m, 0, sizeof *m);
     m->a = a;
-    size_t cap = pow2_at_least(expect * 2 + 1);
+    /* at most 3/4 full: 280k merges fit in 512k slots (8 MiB), which matters for load time */
+    size_t cap = pow2_at_least(expect + expect / 3 + 1);
     m->slots = kp_alloc(a, cap * sizeof *m->slots);
     if (!m->slots)
         return KP_ERR_OUT_OF_MEMORY;

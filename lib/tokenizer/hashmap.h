@@ -123,6 +123,7 @@ typedef struct kp_pairmap {
     size_t mask, n;
 } kp_pairmap;
 
+/* Room for `expect` pairs; putting more than that is not allowed (the table does not grow). */
 kp_status kp_pairmap_init(kp_pairmap *m, const kp_allocator *a, size_t expect);
 /* Inserts or overwrites (a later merge of the same pair replaces the earlier one, as in
  * Hugging Face's map built from the merges list). */

@@ -307,9 +307,14 @@ static kp_status merge_side(loader *L, const char *s, size_t n, uint32_t idx, in
 
 typedef struct merge_rec {
     int32_t a, b, c;
-    uint32_t off, la, lb; /* both halves' raw bytes, side by side, in the work buffer */
-    uint64_t ha, hb, hc;
 } merge_rec;
+
+/* Where a merge's two halves sit, in raw form and side by side, in the work buffer. */
+typedef struct merge_loc {
+    uint64_t h[3]; /* hashes of the left, right and merged token */
+    uint32_t off;
+    uint16_t la, lb; /* la == UINT16_MAX: resolve the slow way */
+} merge_loc;
 
 /* Splits merges entry i into its two tokens as written. */
 static kp_status merge_parts(loader *L, const kp_json *e, uint32_t i, const char **l, size_t *ln, const char **r,
@@ -360,7 +365,7 @@ static kp_status merge_slow(loader *L, const kp_json *e, uint32_t i, merge_rec *
 
 /* Loads the merges into the model's pair map. At 280k merges this is bound by cache misses in
  * the vocabulary map and the pair map, so it runs in passes: raw bytes and hashes first, then
- * the lookups and inserts with the slots prefetched a few entries ahead. */
+ * the lookups with slots prefetched a few entries ahead, then the inserts, likewise. */
 static kp_status load_merges(loader *L, const kp_json *merges)
 {
     kp_bpe *b = &L->p->bpe;
@@ -375,11 +380,11 @@ static kp_status load_merges(loader *L, const kp_json *merges)
                                                              : 0;
     }
     merge_rec *rec = kp_alloc(L->a, (nrec ? nrec : 1) * sizeof *rec);
+    merge_loc *loc = kp_alloc(L->a, (nrec ? nrec : 1) * sizeof *loc);
     char *work = kp_alloc(L->a, work_size ? work_size : 1);
-    if (!rec || !work) {
-        kp_dealloc(L->a, rec, (nrec ? nrec : 1) * sizeof *rec);
-        kp_dealloc(L->a, work, work_size ? work_size : 1);
-        return KP_ERR_OUT_OF_MEMORY;
+    if (!rec || !loc || !work) {
+        st = KP_ERR_OUT_OF_MEMORY;
+        goto out;
     }
     size_t wo = 0;
     for (uint32_t i = 0; i < nrec && !st; i++) {
@@ -387,7 +392,6 @@ static kp_status load_merges(loader *L, const kp_json *merges)
         size_t ln, rn;
         if ((st = merge_parts(L, &merges->u.kids[i], i, &l, &ln, &r, &rn)))
             break;
-        merge_rec *m = &rec[i];
         char *buf = work + wo;
         long la, lb;
         if (L->byte_level) {
@@ -399,34 +403,37 @@ static kp_status load_merges(loader *L, const kp_json *merges)
             la = (long)ln;
             lb = (long)rn;
         }
-        m->off = (uint32_t)wo;
-        if (la < 0 || lb < 0) {
-            m->la = UINT32_MAX; /* resolved the slow way */
+        loc[i].off = (uint32_t)wo;
+        if (la < 0 || lb < 0 || la >= UINT16_MAX || lb >= UINT16_MAX) {
+            loc[i].la = UINT16_MAX;
             continue;
         }
-        m->la = (uint32_t)la;
-        m->lb = (uint32_t)lb;
-        m->ha = kp_hash_bytes(buf, (size_t)la);
-        m->hb = kp_hash_bytes(buf + la, (size_t)lb);
-        m->hc = kp_hash_bytes(buf, (size_t)(la + lb));
+        loc[i].la = (uint16_t)la;
+        loc[i].lb = (uint16_t)lb;
+        loc[i].h[0] = kp_hash_bytes(buf, (size_t)la);
+        loc[i].h[1] = kp_hash_bytes(buf + la, (size_t)lb);
+        loc[i].h[2] = kp_hash_bytes(buf, (size_t)(la + lb));
         wo += (size_t)(la + lb);
     }
-    const size_t ahead = 8;
+    /* lookups, with the slots of the entry AHEAD places on prefetched */
+    enum { AHEAD = 8 };
     for (size_t i = 0; i < nrec && !st; i++) {
-        if (i + ahead < nrec && rec[i + ahead].la != UINT32_MAX) {
-            kp_strmap_prefetch(&b->vocab, rec[i + ahead].ha);
-            kp_strmap_prefetch(&b->vocab, rec[i + ahead].hb);
-            kp_strmap_prefetch(&b->vocab, rec[i + ahead].hc);
+        if (i + AHEAD < nrec && loc[i + AHEAD].la != UINT16_MAX) {
+            const uint64_t *h = loc[i + AHEAD].h;
+            kp_strmap_prefetch(&b->vocab, h[0]);
+            kp_strmap_prefetch(&b->vocab, h[1]);
+            kp_strmap_prefetch(&b->vocab, h[2]);
         }
         merge_rec *m = &rec[i];
-        if (m->la == UINT32_MAX) {
+        if (loc[i].la == UINT16_MAX) {
             st = merge_slow(L, &merges->u.kids[i], (uint32_t)i, m);
             continue;
         }
-        const char *buf = work + m->off;
-        m->a = kp_strmap_get_h(&b->vocab, buf, m->la, m->ha);
-        m->b = kp_strmap_get_h(&b->vocab, buf + m->la, m->lb, m->hb);
-        m->c = kp_strmap_get_h(&b->vocab, buf, (size_t)m->la + m->lb, m->hc);
+        const uint64_t *h = loc[i].h;
+        const char *buf = work + loc[i].off;
+        m->a = kp_strmap_get_h(&b->vocab, buf, loc[i].la, h[0]);
+        m->b = kp_strmap_get_h(&b->vocab, buf + loc[i].la, loc[i].lb, h[1]);
+        m->c = kp_strmap_get_h(&b->vocab, buf, (size_t)loc[i].la + loc[i].lb, h[2]);
         if (m->a < 0 || m->b < 0 || m->c < 0)
             st = merge_slow(L, &merges->u.kids[i], (uint32_t)i, m);
     }
@@ -439,7 +446,9 @@ static kp_status load_merges(loader *L, const kp_json *merges)
             kp_pairmap_put(&b->merges, rec[i].a, rec[i].b, (uint32_t)i, rec[i].c);
         }
     }
+out:
     kp_dealloc(L->a, rec, (nrec ? nrec : 1) * sizeof *rec);
+    kp_dealloc(L->a, loc, (nrec ? nrec : 1) * sizeof *loc);
     kp_dealloc(L->a, work, work_size ? work_size : 1);
     return st;
 }
@@ -856,8 +865,17 @@ static kp_status load(loader *L, const kp_json *root, const kp_json *cfg)
         int32_t id = (int32_t)kp_json_get(e, "id")->u.num;
         int special = kp_json_bool(kp_json_get(e, "special"), 0);
         int normalized = kp_json_bool(kp_json_get(e, "normalized"), !special);
-        v.key[id] = c->u.str;
-        v.klen[id] = c->len;
+        /* text that the model vocabulary already has keeps the model's id (Hugging Face's
+         * AddedVocabulary does the same); the listed id then stays a plain entry */
+        int32_t in_vocab = spell_get(L, c->u.str, c->len, &st);
+        if (st)
+            break;
+        if (in_vocab >= 0 && in_vocab != id) {
+            id = in_vocab;
+        } else {
+            v.key[id] = c->u.str;
+            v.klen[id] = c->len;
+        }
         t->type[id] = special ? KP_TOKEN_CONTROL : KP_TOKEN_USER_DEFINED;
         st = kp_added_add(normalized ? &L->p->added_norm : &L->p->added, c->u.str, c->len, id, special,
                           kp_json_bool(kp_json_get(e, "lstrip"), 0), kp_json_bool(kp_json_get(e, "rstrip"), 0),
@@ -889,10 +907,17 @@ static kp_status load(loader *L, const kp_json *root, const kp_json *cfg)
         st = KP_ERR_OUT_OF_MEMORY;
         goto done;
     }
+    /* a plain ByteLevel decoder gives each model token's raw bytes, which are at hand already */
+    int raw_ok = L->byte_level && dr.bytelevel && !dr.bytefallback && !dr.n_replace && !dr.metaspace_rep;
     for (int32_t i = 0; i < n && !st; i++) {
         offs[i] = (uint32_t)all.len;
         if (!v.key[i])
             continue;
+        if (raw_ok && v.in_model[i] == 1 && t->type[i] == KP_TOKEN_NORMAL) {
+            dp[i] = v.raw[i];
+            dl[i] = v.rlen[i];
+            continue;
+        }
         if (!(st = decode_piece(&dr, v.key[i], v.klen[i], &piece, &tmp)))
             st = kp_buf_append(&all, piece.data, piece.len);
         if (dr.bytefallback && t->type[i] == KP_TOKEN_NORMAL && byte_token(v.key[i], v.klen[i]) >= 0)
@@ -902,6 +927,8 @@ static kp_status load(loader *L, const kp_json *root, const kp_json *cfg)
     if (!st && !all.data)
         st = kp_buf_append(&all, "", 0);
     for (int32_t i = 0; i < n && !st; i++) {
+        if (dp[i])
+            continue;
         dp[i] = all.data + offs[i];
         dl[i] = offs[i + 1] - offs[i];
     }

@@ -26,19 +26,123 @@ static void bpe_tok_destroy(kp_tokenizer *t)
     t->impl = NULL;
 }
 
+/* Per-call cache of the ids of words seen before. Long texts repeat most of their words, and a
+ * lookup is much cheaper than merging again; short texts skip it (see KP_WCACHE_MIN_TEXT). */
+#define KP_WCACHE_MIN_TEXT 4096
+#define KP_WCACHE_MAX_WORD 48
+
+typedef struct wc_entry {
+    uint64_t hash;
+    uint32_t key_off, key_len, ids_off, ids_n;
+} wc_entry;
+
+typedef struct wcache {
+    const kp_allocator *a;
+    uint32_t *slot; /* entry index + 1; 0 = empty */
+    size_t mask;
+    wc_entry *ent;
+    size_t n_ent, cap_ent;
+    kp_buf keys;
+    kp_ivec ids;
+} wcache;
+
+static void wc_free(wcache *c)
+{
+    if (c->slot)
+        kp_dealloc(c->a, c->slot, (c->mask + 1) * sizeof *c->slot);
+    kp_dealloc(c->a, c->ent, c->cap_ent * sizeof *c->ent);
+    kp_buf_free(&c->keys);
+    kp_ivec_free(&c->ids);
+    memset(c, 0, sizeof *c);
+}
+
+static kp_status wc_grow(wcache *c)
+{
+    size_t ncap = c->slot ? (c->mask + 1) * 2 : 4096;
+    uint32_t *ns = kp_calloc(c->a, ncap, sizeof *ns);
+    if (!ns)
+        return KP_ERR_OUT_OF_MEMORY;
+    for (size_t e = 0; e < c->n_ent; e++) {
+        size_t i = (size_t)c->ent[e].hash & (ncap - 1);
+        while (ns[i])
+            i = (i + 1) & (ncap - 1);
+        ns[i] = (uint32_t)e + 1;
+    }
+    if (c->slot)
+        kp_dealloc(c->a, c->slot, (c->mask + 1) * sizeof *c->slot);
+    c->slot = ns;
+    c->mask = ncap - 1;
+    return KP_OK;
+}
+
+/* Appends the ids of word w[0..n), from the cache or by running BPE and remembering them. */
+static kp_status wc_word(const kp_bpe *m, wcache *c, kp_bpe_scratch *bs, const char *w, size_t n, kp_ivec *out)
+{
+    uint64_t h = kp_hash_bytes(w, n);
+    size_t i = (size_t)h & c->mask;
+    for (uint32_t e; (e = c->slot[i]) != 0; i = (i + 1) & c->mask) {
+        const wc_entry *en = &c->ent[e - 1];
+        if (en->hash == h && en->key_len == n && memcmp(c->keys.data + en->key_off, w, n) == 0) {
+            kp_status st = kp_ivec_reserve(out, out->len + en->ids_n);
+            if (st)
+                return st;
+            memcpy(out->data + out->len, c->ids.data + en->ids_off, en->ids_n * sizeof *out->data);
+            out->len += en->ids_n;
+            return KP_OK;
+        }
+    }
+    size_t before = out->len;
+    kp_status st = kp_bpe_word(m, w, n, bs, out);
+    if (st)
+        return st;
+    if ((c->n_ent + 1) * 2 > c->mask + 1 || c->n_ent == c->cap_ent) {
+        if ((c->n_ent + 1) * 2 > c->mask + 1 && (st = wc_grow(c)))
+            return st;
+        if (c->n_ent == c->cap_ent) {
+            size_t nc = c->cap_ent ? c->cap_ent * 2 : 1024;
+            wc_entry *d = kp_realloc(c->a, c->ent, c->cap_ent * sizeof *d, nc * sizeof *d);
+            if (!d)
+                return KP_ERR_OUT_OF_MEMORY;
+            c->ent = d;
+            c->cap_ent = nc;
+        }
+        i = (size_t)h & c->mask;
+        while (c->slot[i])
+            i = (i + 1) & c->mask;
+    }
+    size_t k = out->len - before;
+    wc_entry en = {h, (uint32_t)c->keys.len, (uint32_t)n, (uint32_t)c->ids.len, (uint32_t)k};
+    if ((st = kp_buf_append(&c->keys, w, n)) || (st = kp_ivec_reserve(&c->ids, c->ids.len + k)))
+        return st;
+    memcpy(c->ids.data + c->ids.len, out->data + before, k * sizeof *out->data);
+    c->ids.len += k;
+    c->ent[c->n_ent++] = en;
+    c->slot[i] = (uint32_t)c->n_ent;
+    return KP_OK;
+}
+
 typedef struct enc_work {
     kp_buf na, nb; /* normalizer buffers */
     kp_pretok_scratch pre;
     kp_bpe_scratch bpe;
     kp_seg_vec segs;
+    wcache cache;
+    int use_cache;
 } enc_work;
 
 static kp_status run_words(const kp_bpe_tok *p, enc_work *w, const char *s, size_t n, int at_start, kp_ivec *out)
 {
     kp_status st = kp_pretokenize(p->pre, p->n_pre, s, n, at_start, &w->pre);
+    if (!st && w->use_cache && !w->cache.slot)
+        st = wc_grow(&w->cache);
     for (size_t i = 0; i < w->pre.cur.len && !st; i++) {
         kp_span sp = w->pre.cur.data[i];
-        st = kp_bpe_word(&p->bpe, w->pre.text.data + sp.start, sp.end - sp.start, &w->bpe, out);
+        size_t len = sp.end - sp.start;
+        const char *word = w->pre.text.data + sp.start;
+        if (w->use_cache && len <= KP_WCACHE_MAX_WORD && len > 1)
+            st = wc_word(&p->bpe, &w->cache, &w->bpe, word, len, out);
+        else
+            st = kp_bpe_word(&p->bpe, word, len, &w->bpe, out);
     }
     return st;
 }
@@ -104,6 +208,10 @@ static kp_status bpe_tok_encode(const kp_tokenizer *t, const char *text, size_t 
     kp_pretok_scratch_init(&w.pre, a);
     kp_bpe_scratch_init(&w.bpe, a);
     w.segs.alloc = a;
+    w.cache.a = a;
+    kp_buf_init(&w.cache.keys, a);
+    kp_ivec_init(&w.cache.ids, a);
+    w.use_cache = len >= KP_WCACHE_MIN_TEXT;
     if (flags & KP_TOKENIZE_ADD_SPECIAL)
         for (int i = 0; i < p->n_prefix && !st; i++)
             st = kp_ivec_push(out, p->prefix[i]);
@@ -120,6 +228,7 @@ static kp_status bpe_tok_encode(const kp_tokenizer *t, const char *text, size_t 
         for (int i = 0; i < p->n_suffix && !st; i++)
             st = kp_ivec_push(out, p->suffix[i]);
     kp_seg_vec_free(&w.segs);
+    wc_free(&w.cache);
     kp_bpe_scratch_free(&w.bpe);
     kp_pretok_scratch_free(&w.pre);
     kp_buf_free(&w.na);

@@ -216,19 +216,14 @@ kp_status kp_regex_compile(const kp_allocator *a, const char *pat, size_t len, k
     return KP_OK;
 }
 
-kp_status kp_span_push(kp_span_vec *v, size_t start, size_t end)
+kp_status kp_span_grow(kp_span_vec *v)
 {
-    if (v->len == v->cap) {
-        size_t nc = v->cap ? v->cap * 2 : 64;
-        kp_span *d = kp_realloc(v->alloc, v->data, v->cap * sizeof *d, nc * sizeof *d);
-        if (!d)
-            return KP_ERR_OUT_OF_MEMORY;
-        v->data = d;
-        v->cap = nc;
-    }
-    v->data[v->len].start = start;
-    v->data[v->len].end = end;
-    v->len++;
+    size_t nc = v->cap ? v->cap * 2 : 64;
+    kp_span *d = kp_realloc(v->alloc, v->data, v->cap * sizeof *d, nc * sizeof *d);
+    if (!d)
+        return KP_ERR_OUT_OF_MEMORY;
+    v->data = d;
+    v->cap = nc;
     return KP_OK;
 }
 

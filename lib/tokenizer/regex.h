@@ -33,7 +33,20 @@ typedef struct kp_span_vec {
     const kp_allocator *alloc;
 } kp_span_vec;
 
-kp_status kp_span_push(kp_span_vec *v, size_t start, size_t end);
+kp_status kp_span_grow(kp_span_vec *v);
+
+static inline kp_status kp_span_push(kp_span_vec *v, size_t start, size_t end)
+{
+    if (v->len == v->cap) {
+        kp_status st = kp_span_grow(v);
+        if (st)
+            return st;
+    }
+    v->data[v->len].start = start;
+    v->data[v->len].end = end;
+    v->len++;
+    return KP_OK;
+}
 void kp_span_vec_free(kp_span_vec *v);
 
 /* Appends every non-overlapping match of `re` in s[0..n) to `out` in order, scanning like

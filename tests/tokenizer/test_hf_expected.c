@@ -150,12 +150,69 @@ static void test_spm_tok512(void **s)
     check_spm("models/stories260K/tok512.model", "tokenizers/expected/sentencepiece-tok512.jsonl");
 }
 
+/* Long inputs go through a per-call cache of word ids; short ones do not. Encoding the 1 MB
+ * benchmark text whole must equal encoding it in line-sized pieces, cut after a newline that is
+ * followed by a letter (a place where the Llama 3 / Qwen2 pre-tokenizers split anyway). */
+static void check_cache(const char *rel)
+{
+    char tpath[1024], bpath[1024];
+    if (!kp_test_file(tpath, sizeof tpath, rel) || !kp_test_file(bpath, sizeof bpath, "tokenizers/bench_1mb.txt")) {
+        skip();
+        return;
+    }
+    kp_tokenizer *t = NULL;
+    assert_int_equal(kp_tokenizer_load(tpath, NULL, &t), KP_OK);
+    size_t n = 0;
+    char *text = kp_test_slurp(bpath, &n);
+    assert_non_null(text);
+    size_t nw;
+    kp_status st;
+    int32_t *whole = encode(t, text, n, KP_TOKENIZE_PARSE_SPECIAL, &nw, &st);
+    assert_non_null(whole);
+    int32_t *parts = malloc((nw + 16) * sizeof *parts);
+    size_t np = 0, start = 0, pieces = 0;
+    for (size_t i = 0; i <= n; i++) {
+        int cut = i == n || (i > start && text[i - 1] == '\n' &&
+                             ((text[i] >= 'a' && text[i] <= 'z') || (text[i] >= 'A' && text[i] <= 'Z')));
+        if (!cut)
+            continue;
+        assert_true(i - start < 4096);
+        size_t k;
+        int32_t *ids = encode(t, text + start, i - start, KP_TOKENIZE_PARSE_SPECIAL, &k, &st);
+        assert_non_null(ids);
+        assert_true(np + k <= nw + 16);
+        memcpy(parts + np, ids, k * sizeof *ids);
+        np += k;
+        free(ids);
+        start = i;
+        pieces++;
+    }
+    fprintf(stderr, "  %s: whole text %zu ids, %zu pieces %zu ids\n", rel, nw, pieces, np);
+    assert_true(same_ids(whole, nw, parts, np));
+    free(parts);
+    free(whole);
+    free(text);
+    kp_tokenizer_free(t);
+}
+
+static void test_cache_llama3(void **s)
+{
+    (void)s;
+    check_cache("tokenizers/llama3/tokenizer.json");
+}
+
+static void test_cache_qwen3(void **s)
+{
+    (void)s;
+    check_cache("tokenizers/qwen3/tokenizer.json");
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llama3),    cmocka_unit_test(test_llama3_1),   cmocka_unit_test(test_qwen3),
         cmocka_unit_test(test_llama2_sp), cmocka_unit_test(test_tok512_sp),  cmocka_unit_test(test_spm_llama2),
-        cmocka_unit_test(test_spm_tok512),
+        cmocka_unit_test(test_spm_tok512), cmocka_unit_test(test_cache_llama3),  cmocka_unit_test(test_cache_qwen3),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);

@@ -63,6 +63,94 @@ static inline __m256i bits32(const uint8_t *p)
 
 static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
+#ifdef KP_QUANT_VNNI
+/* ---- 512-bit paths for one token over whole groups of 8 blocks (AVX-512 VNNI level only).
+ * Two blocks share a zmm register; the block scales of 8 blocks are gathered and converted at
+ * once, and unsigned nibbles go straight into vpdpbusd, the weights' offset of 8 being taken
+ * out afterwards with the activations' d * sum(q). */
+
+/* The F16 at byte offset `off` of 8 consecutive blocks of `stride` bytes, as floats. Each
+ * gathered dword stays inside its block (blocks are at least 18 bytes, off + 4 <= 4). */
+static inline __m256 f16x8(const uint8_t *base, int stride, int off)
+{
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
+    const __m256i g = _mm256_i32gather_epi32((const int *)(const void *)(base + off), idx, 1);
+    return _mm256_cvtph_ps(_mm256_cvtepi32_epi16(g));
+}
+
+/* Lanes 0-7 = scale of block j, lanes 8-15 = block j+1, from 8 block scales. */
+static inline __m512 pair_scale(__m256 s8, int j)
+{
+    const __m512i idx = _mm512_set_epi32(j + 1, j + 1, j + 1, j + 1, j + 1, j + 1, j + 1, j + 1, j, j, j, j, j, j, j, j);
+    return _mm512_permutexvar_ps(idx, _mm512_castps256_ps512(s8));
+}
+
+/* 64 nibble values of two consecutive 32-element blocks (16 packed bytes each, `stride` apart),
+ * in element order: block b low nibbles, block b high nibbles, then block b+1's. */
+static inline __m512i nibbles64(const uint8_t *q0, const uint8_t *q1)
+{
+    const __m256i raw = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)q0)),
+                                                _mm_loadu_si128((const __m128i *)q1), 1);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+    /* [b0 lo | b1 lo | b0 hi | b1 hi] -> [b0 lo | b0 hi | b1 lo | b1 hi] */
+    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    return _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 4, 5, 2, 3, 6, 7), v);
+}
+
+/* Q4_0 over blocks [0, nb8): sum of d_w d_a (sum(nib * a) - 8 sum(a)). */
+static inline float zmm_q4_0(const kp_blk_q4_0 *x, const int8_t *q, const float *d, const float *s, int64_t nb8)
+{
+    __m512 acc = _mm512_setzero_ps();
+    __m256 corr = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb8; b += 8) {
+        const __m256 sw = f16x8((const uint8_t *)&x[b], (int)sizeof *x, 0);
+        const __m256 sc = _mm256_mul_ps(sw, _mm256_loadu_ps(d + b));
+        corr = _mm256_fmadd_ps(sw, _mm256_loadu_ps(s + b), corr);
+        for (int j = 0; j < 8; j += 2) {
+            const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), nibbles64(x[b + j].qs, x[b + j + 1].qs),
+                                                  _mm512_loadu_si512(q + (b + j) * KP_QK));
+            acc = _mm512_fmadd_ps(pair_scale(sc, j), _mm512_cvtepi32_ps(p), acc);
+        }
+    }
+    return _mm512_reduce_add_ps(acc) - 8.f * hsum_ps(corr);
+}
+
+/* Q4_1 over blocks [0, nb8): sum of d_w d_a sum(nib * a) + m_w s_a. */
+static inline float zmm_q4_1(const kp_blk_q4_1 *x, const int8_t *q, const float *d, const float *s, int64_t nb8)
+{
+    __m512 acc = _mm512_setzero_ps();
+    __m256 mins = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb8; b += 8) {
+        const __m256 sc = _mm256_mul_ps(f16x8((const uint8_t *)&x[b], (int)sizeof *x, 0), _mm256_loadu_ps(d + b));
+        mins = _mm256_fmadd_ps(f16x8((const uint8_t *)&x[b], (int)sizeof *x, 2), _mm256_loadu_ps(s + b), mins);
+        for (int j = 0; j < 8; j += 2) {
+            const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), nibbles64(x[b + j].qs, x[b + j + 1].qs),
+                                                  _mm512_loadu_si512(q + (b + j) * KP_QK));
+            acc = _mm512_fmadd_ps(pair_scale(sc, j), _mm512_cvtepi32_ps(p), acc);
+        }
+    }
+    return _mm512_reduce_add_ps(acc) + hsum_ps(mins);
+}
+
+/* Q8_0 over blocks [0, nb8): signed times signed via |w| and a with w's sign. */
+static inline float zmm_q8_0(const kp_blk_q8_0 *x, const int8_t *q, const float *d, int64_t nb8)
+{
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb8; b += 8) {
+        const __m256 sc = _mm256_mul_ps(f16x8((const uint8_t *)&x[b], (int)sizeof *x, 0), _mm256_loadu_ps(d + b));
+        for (int j = 0; j < 8; j += 2) {
+            const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(ld256(x[b + j].qs)), ld256(x[b + j + 1].qs), 1);
+            const __m512i a = _mm512_loadu_si512(q + (b + j) * KP_QK);
+            const __m512i sa = _mm512_mask_sub_epi8(a, _mm512_movepi8_mask(w), _mm512_setzero_si512(), a);
+            const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), sa);
+            acc = _mm512_fmadd_ps(pair_scale(sc, j), _mm512_cvtepi32_ps(p), acc);
+        }
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+#endif
+
 /* ---- 32-element block types, one token. Two accumulators hide the FMA latency. */
 
 static inline float dot_q8_0(const void *w, const void *act, int64_t cols)
@@ -73,6 +161,11 @@ static inline float dot_q8_0(const void *w, const void *act, int64_t cols)
     const int64_t nb = cols / KP_QK;
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int64_t b = 0;
+    float head = 0.f;
+#ifdef KP_QUANT_VNNI
+    b = nb & ~(int64_t)7;
+    head = zmm_q8_0(x, q, d, b);
+#endif
     for (; b + 1 < nb; b += 2) {
         const __m256i p0 = dot_ss(ld256(x[b].qs), ld256(q + b * KP_QK));
         const __m256i p1 = dot_ss(ld256(x[b + 1].qs), ld256(q + (b + 1) * KP_QK));
@@ -83,7 +176,7 @@ static inline float dot_q8_0(const void *w, const void *act, int64_t cols)
         const __m256i p0 = dot_ss(ld256(x[b].qs), ld256(q + b * KP_QK));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d[b]), _mm256_cvtepi32_ps(p0), acc0);
     }
-    return hsum_ps(_mm256_add_ps(acc0, acc1));
+    return head + hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
 static inline float dot_q4_0(const void *w, const void *act, int64_t cols)
@@ -95,6 +188,11 @@ static inline float dot_q4_0(const void *w, const void *act, int64_t cols)
     const __m256i eight = _mm256_set1_epi8(8);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int64_t b = 0;
+    float head = 0.f;
+#ifdef KP_QUANT_VNNI
+    b = nb & ~(int64_t)7;
+    head = zmm_q4_0(x, q, d, kp_act_s(act, cols), b);
+#endif
     for (; b + 1 < nb; b += 2) {
         const __m256i w0 = _mm256_sub_epi8(nibbles32(x[b].qs), eight);
         const __m256i w1 = _mm256_sub_epi8(nibbles32(x[b + 1].qs), eight);
@@ -108,7 +206,7 @@ static inline float dot_q4_0(const void *w, const void *act, int64_t cols)
         const __m256i p0 = dot_ss(w0, ld256(q + b * KP_QK));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d[b]), _mm256_cvtepi32_ps(p0), acc0);
     }
-    return hsum_ps(_mm256_add_ps(acc0, acc1));
+    return head + hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
 /* ---- unpacking 32-element blocks to one byte per value */
@@ -133,7 +231,15 @@ static inline __m256i unpack_q5_1(const kp_blk_q5_1 *x)
 }
 
 /* Q4_1 / Q5_1: unsigned values times activations, plus min * (the Q8_1 block sum). */
-#define KP_DOT_MIN32(name, blk_t, unpack)                                                                  \
+/* HEAD may take whole groups of 8 blocks first (the 512-bit path), setting b and summs. */
+#ifdef KP_QUANT_VNNI
+#define KP_Q4_1_HEAD(x, q, d, s, nb, b, summs) (b = (nb) & ~(int64_t)7, summs = zmm_q4_1(x, q, d, s, b))
+#else
+#define KP_Q4_1_HEAD(x, q, d, s, nb, b, summs) ((void)0)
+#endif
+#define KP_NO_HEAD(x, q, d, s, nb, b, summs) ((void)0)
+
+#define KP_DOT_MIN32(name, blk_t, unpack, HEAD)                                                            \
     static inline float name(const void *w, const void *act, int64_t cols)                                 \
     {                                                                                                      \
         const blk_t *x = w;                                                                                \
@@ -143,6 +249,7 @@ static inline __m256i unpack_q5_1(const kp_blk_q5_1 *x)
         __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                                     \
         float summs = 0.f;                                                                                 \
         int64_t b = 0;                                                                                     \
+        HEAD(x, q, d, s, nb, b, summs);                                                                    \
         for (; b + 1 < nb; b += 2) {                                                                       \
             const __m256i p0 = dot_us(unpack(&x[b]), ld256(q + b * KP_QK));                                \
             const __m256i p1 = dot_us(unpack(&x[b + 1]), ld256(q + (b + 1) * KP_QK));                      \
@@ -158,8 +265,8 @@ static inline __m256i unpack_q5_1(const kp_blk_q5_1 *x)
         return hsum_ps(_mm256_add_ps(acc0, acc1)) + summs;                                                 \
     }
 
-KP_DOT_MIN32(dot_q4_1, kp_blk_q4_1, unpack_q4_1)
-KP_DOT_MIN32(dot_q5_1, kp_blk_q5_1, unpack_q5_1)
+KP_DOT_MIN32(dot_q4_1, kp_blk_q4_1, unpack_q4_1, KP_Q4_1_HEAD)
+KP_DOT_MIN32(dot_q5_1, kp_blk_q5_1, unpack_q5_1, KP_NO_HEAD)
 
 /* Q5_0: signed after the offset, sign trick as for Q8_0. */
 static inline float dot_q5_0(const void *w, const void *act, int64_t cols)
@@ -508,6 +615,8 @@ static KP_ALWAYS_INLINE void tile_q6_k(const void *w, const uint8_t *act, size_t
         out[t] = hsum_ps(acc[t]);
 }
 
+#define KP_PREFETCH_ROWS 4
+
 /* The matmul rows: one token uses the single-row dots (two accumulators), batches go through
  * the tiles, KP_TILE tokens at a time. */
 #define KP_DEFINE_TILED_ROWS(fname, dotfn, tilefn, kind)                                                    \
@@ -521,6 +630,9 @@ static KP_ALWAYS_INLINE void tile_q6_k(const void *w, const uint8_t *act, size_t
         const uint8_t *a = work;                                                                            \
         for (int64_t r = r0; r < r1; r++) {                                                                 \
             const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * wrb;                                 \
+            if (r + KP_PREFETCH_ROWS < r1) /* weights stream from memory once per token */                 \
+                for (size_t o_ = 0; o_ < wrb; o_ += 64)                                                     \
+                    _mm_prefetch((const char *)wr + KP_PREFETCH_ROWS * wrb + o_, _MM_HINT_T0);              \
             float o[KP_TILE];                                                                               \
             int t = 0;                                                                                      \
             for (; t + KP_TILE <= n; t += KP_TILE) {                                                        \

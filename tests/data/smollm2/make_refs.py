@@ -39,6 +39,12 @@ PROMPTS = [
 ]
 
 
+def last_logits(llm):
+    # Llama.scores is only filled with logits_all; read the context's last row directly
+    ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+    return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).astype(np.float32)
+
+
 def main():
     model = sys.argv[1]
     out = sys.argv[2] if len(sys.argv) > 2 else os.path.dirname(os.path.abspath(__file__))
@@ -53,7 +59,7 @@ def main():
         llm.eval(ids)
         greedy, gaps, first = [], [], None
         for step in range(STEPS):
-            row = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
+            row = last_logits(llm)
             if step == 0:
                 first = row.copy()
             order = np.argsort(-row, kind="stable")
