@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <unistd.h>
 
 #include "chat/conv.h"
@@ -32,15 +33,13 @@ static void on_sigint(int sig)
         kp_session_cancel(s); /* an atomic store: safe here */
 }
 
-/* While reading input the handler must interrupt the read (no SA_RESTART) so that Ctrl-C at the
- * prompt ends the program; while answering, output writes should be restarted instead. */
-static void sigint_mode(int restart)
+static void install_sigint(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = restart ? SA_RESTART : 0;
+    sa.sa_flags = SA_RESTART; /* output writes go on after a Ctrl-C */
     sigaction(SIGINT, &sa, NULL);
 }
 
@@ -230,12 +229,12 @@ static void print_stats(FILE *f, const chat_engine *e)
 static int answer(chat_engine *e, chat_conv *c, int verbose)
 {
     g_interrupted = 0;
-    sigint_mode(1);
     g_active = e->session;
     int rc = engine_answer(e, c, &g_interrupted);
     g_active = NULL;
+    g_interrupted = 0; /* a Ctrl-C during the answer was for the answer */
     const chat_stats *s = &e->last;
-    if (rc == 0)
+    if (rc == 0 || s->cancelled)
         printf("\n");
     fflush(stdout);
     if (s->n_dropped)
@@ -326,32 +325,93 @@ static void help(void)
            "Ctrl-C during an answer stops it; the part already shown stays in the conversation.\n");
 }
 
+/* Input is read with read(2) rather than stdio so that a Ctrl-C at the prompt is never lost:
+ * SIGINT stays blocked except inside pselect, which unblocks it and waits in one step, so a
+ * signal that comes before the wait interrupts the wait instead of being handled just before a
+ * read that would then block. */
+typedef struct line_reader {
+    char *buf;
+    size_t len, cap;
+    int eof;
+} line_reader;
+
+/* The next line without its line break (malloc'd); NULL at the end of input or on Ctrl-C. */
+static char *next_line(line_reader *r)
+{
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    char *line = NULL;
+    while (!g_interrupted) {
+        char *nl = r->len ? memchr(r->buf, '\n', r->len) : NULL;
+        if (nl || (r->eof && r->len)) {
+            size_t n = nl ? (size_t)(nl - r->buf) : r->len, used = nl ? n + 1 : n;
+            if ((line = malloc(n + 1)) != NULL) {
+                memcpy(line, r->buf, n);
+                line[n] = '\0';
+            }
+            memmove(r->buf, r->buf + used, r->len - used);
+            r->len -= used;
+            break;
+        }
+        if (r->eof)
+            break;
+        fd_set fds;
+        FD_ZERO(&fds);
+        FD_SET(STDIN_FILENO, &fds);
+        if (pselect(STDIN_FILENO + 1, &fds, NULL, NULL, NULL, &old) < 0) {
+            if (errno != EINTR)
+                r->eof = 1;
+            continue;
+        }
+        if (r->cap - r->len < 4096) {
+            char *g = realloc(r->buf, r->cap * 2 + 4096);
+            if (!g) {
+                r->eof = 1;
+                continue;
+            }
+            r->buf = g;
+            r->cap = r->cap * 2 + 4096;
+        }
+        ssize_t k = read(STDIN_FILENO, r->buf + r->len, r->cap - r->len);
+        if (k > 0)
+            r->len += (size_t)k;
+        else if (k == 0 || (errno != EINTR && errno != EAGAIN))
+            r->eof = 1;
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return line;
+}
+
 /* Reads one message; lines ending in a backslash continue it. NULL at EOF or Ctrl-C. */
-static char *read_message(int tty, char **line, size_t *cap)
+static char *read_message(int tty, line_reader *r)
 {
     char *msg = NULL;
     size_t len = 0;
     for (;;) {
-        errno = 0;
-        ssize_t n = getline(line, cap, stdin);
-        if (n < 0) {
+        char *line = next_line(r);
+        if (!line) {
             free(msg);
             return NULL;
         }
-        while (n > 0 && ((*line)[n - 1] == '\n' || (*line)[n - 1] == '\r'))
-            (*line)[--n] = '\0';
-        int more = n > 0 && (*line)[n - 1] == '\\';
+        size_t n = strlen(line);
+        if (n > 0 && line[n - 1] == '\r')
+            line[--n] = '\0';
+        int more = n > 0 && line[n - 1] == '\\';
         if (more)
-            (*line)[n - 1] = '\n'; /* the backslash becomes the line break it escapes */
-        char *g = realloc(msg, len + (size_t)n + 1);
+            line[n - 1] = '\n'; /* the backslash becomes the line break it escapes */
+        char *g = realloc(msg, len + n + 1);
         if (!g) {
+            free(line);
             free(msg);
             return NULL;
         }
         msg = g;
-        memcpy(msg + len, *line, (size_t)n);
-        len += (size_t)n;
+        memcpy(msg + len, line, n);
+        len += n;
         msg[len] = '\0';
+        free(line);
         if (!more)
             return msg;
         if (tty) {
@@ -398,24 +458,23 @@ static int command(chat_engine *e, chat_conv *c, char *cmd, int *quit)
     return 0;
 }
 
-static int repl(chat_engine *e, chat_conv *c, int verbose)
+static int repl(chat_engine *e, chat_conv *c, const char *model_path, int verbose)
 {
     int tty = isatty(STDIN_FILENO), quit = 0, rc = 0;
-    if (tty)
-        fprintf(stderr, "kuiper-chat: %s, %lld parameters, context %d. /help for commands, Ctrl-C stops an answer, "
-                        "Ctrl-D quits.\n",
-                kp_model_arch_borrow(e->model), (long long)kp_model_info_get(e->model, KP_INFO_N_PARAMS),
-                kp_session_n_ctx(e->session));
-    char *line = NULL;
-    size_t cap = 0;
+    if (tty) {
+        const char *base = strrchr(model_path, '/');
+        fprintf(stderr, "kuiper-chat: %s (%s, %.1fM parameters), context %d. /help for commands, Ctrl-C stops an "
+                        "answer, Ctrl-D quits.\n",
+                base ? base + 1 : model_path, kp_model_arch_borrow(e->model),
+                (double)kp_model_info_get(e->model, KP_INFO_N_PARAMS) / 1e6, kp_session_n_ctx(e->session));
+    }
+    line_reader lr = {0};
     while (!quit && rc == 0) {
-        g_interrupted = 0;
-        sigint_mode(0);
         if (tty) {
             printf("> ");
             fflush(stdout);
         }
-        char *msg = read_message(tty, &line, &cap);
+        char *msg = read_message(tty, &lr);
         if (!msg) {
             if (tty)
                 printf("\n");
@@ -432,7 +491,7 @@ static int repl(chat_engine *e, chat_conv *c, int verbose)
         }
         free(msg);
     }
-    free(line);
+    free(lr.buf);
     fflush(stdout);
     return rc;
 }
@@ -493,7 +552,7 @@ static int run(const options *o, kp_model *m, kp_sampler *smp, chat_conv *c, int
     } else if (o->json || o->question) {
         rc = answer(&e, c, o->verbose);
     } else {
-        rc = repl(&e, c, o->verbose);
+        rc = repl(&e, c, o->model, o->verbose);
     }
     engine_free(&e);
     kp_session_free(s);
@@ -537,6 +596,7 @@ int main(int argc, char **argv)
         rc = fail(o.model, st);
         goto out;
     }
+    install_sigint();
     rc = run(&o, m, smp, &c, add_assistant);
     kp_model_free(m);
 out:

@@ -155,7 +155,8 @@ kp_status kp_session_new(kp_model *m, const kp_session_params *p, kp_session **o
         return KP_ERR_OUT_OF_MEMORY;
     s->m = m;
     s->alloc = m->alloc;
-    s->n_ctx = dp.n_ctx ? dp.n_ctx : m->cfg.n_ctx;
+    /* Models trained for long contexts would otherwise reserve their whole KV cache up front. */
+    s->n_ctx = dp.n_ctx ? dp.n_ctx : (m->cfg.n_ctx < KP_DEFAULT_CTX ? m->cfg.n_ctx : KP_DEFAULT_CTX);
     s->kv_type = dp.kv_type;
     atomic_init(&s->cancel, 0);
     const kp_model_config *c = &m->cfg;

@@ -10,6 +10,8 @@
 /* Tokens evaluated per forward chunk: big enough for GEMM efficiency in prefill, small enough
  * that activations stay in cache-friendly sizes. */
 #define KP_BATCH 64
+/* Session size when the caller asks for none (documented in kuiper.h). */
+#define KP_DEFAULT_CTX 4096
 
 typedef struct kp_acts {
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2;

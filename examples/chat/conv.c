@@ -367,13 +367,32 @@ int conv_parse_json(const char *text, size_t len, chat_conv *out, int *add_assis
 
 /* ---- writing */
 
+/* Length of the valid UTF-8 sequence at `q` (1-4), or 0 when it is not one. */
+static size_t utf8_len(const unsigned char *q)
+{
+    size_t n = q[0] < 0x80 ? 1 : (q[0] & 0xe0) == 0xc0 ? 2 : (q[0] & 0xf0) == 0xe0 ? 3 : (q[0] & 0xf8) == 0xf0 ? 4 : 0;
+    for (size_t k = 1; k < n; k++)
+        if ((q[k] & 0xc0) != 0x80)
+            return 0;
+    if ((n == 2 && q[0] < 0xc2) || (n == 3 && q[0] == 0xe0 && q[1] < 0xa0) ||
+        (n == 3 && q[0] == 0xed && q[1] >= 0xa0) || (n == 4 && q[0] == 0xf0 && q[1] < 0x90) ||
+        (n == 4 && (q[0] > 0xf4 || (q[0] == 0xf4 && q[1] >= 0x90))))
+        return 0; /* overlong, surrogate or beyond U+10FFFF */
+    return n;
+}
+
+/* A JSON string; bytes that are not UTF-8 (an answer cut inside a character) become U+FFFD,
+ * because JSON text must be UTF-8. */
 static int put_str(FILE *f, const char *s)
 {
     if (fputc('"', f) == EOF)
         return -1;
-    for (const unsigned char *q = (const unsigned char *)s; *q; q++) {
+    for (const unsigned char *q = (const unsigned char *)s; *q;) {
+        size_t n = utf8_len(q);
         int rc;
-        if (*q == '"' || *q == '\\')
+        if (n == 0)
+            rc = fputs("\\ufffd", f);
+        else if (*q == '"' || *q == '\\')
             rc = fprintf(f, "\\%c", *q);
         else if (*q == '\n')
             rc = fputs("\\n", f);
@@ -382,9 +401,10 @@ static int put_str(FILE *f, const char *s)
         else if (*q < 0x20 || *q == 0x7f)
             rc = fprintf(f, "\\u%04x", *q);
         else
-            rc = fputc(*q, f);
+            rc = fwrite(q, 1, n, f) == n ? 0 : -1;
         if (rc < 0)
             return -1;
+        q += n ? n : 1;
     }
     return fputc('"', f) == EOF ? -1 : 0;
 }

@@ -98,7 +98,8 @@ long engine_tokenize(chat_engine *e, const char *text, size_t len)
 static long fit(chat_engine *e, chat_conv *c)
 {
     int32_t n_ctx = kp_session_n_ctx(e->session);
-    int32_t reserve = e->max_new > 0 && e->max_new < n_ctx / 2 ? e->max_new : n_ctx / 4;
+    /* Room for an answer: -n, but at most half the context; a quarter of it for unbounded answers. */
+    int32_t reserve = e->max_new > 0 ? (e->max_new < n_ctx / 2 ? e->max_new : n_ctx / 2) : n_ctx / 4;
     if (reserve < 1)
         reserve = 1;
     for (;;) {

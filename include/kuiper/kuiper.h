@@ -239,7 +239,8 @@ typedef enum kp_kv_type {
 
 typedef struct kp_session_params {
     size_t struct_size;
-    int32_t n_ctx;       /* positions to hold; 0: the model's maximum */
+    int32_t n_ctx;       /* positions to hold, at most the model's maximum; 0: the model's
+                            maximum or 4096, whichever is smaller */
     kp_kv_type kv_type;  /* default KP_KV_F32 */
 } kp_session_params;
 

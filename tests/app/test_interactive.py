@@ -169,6 +169,42 @@ def test_reset_system_and_continuation_lines():
     assert read_sidecar(side2)[0] == user("/etc/hosts is what?")
 
 
+def test_full_context_drops_old_turns():
+    side = os.path.join(TMP, "small")
+    qs = [Q1, Q2, Q3, "Tell me a joke."]
+    r = subprocess.run([CHAT, "-m", MODEL, *GREEDY, "-n", "16", "-c", "128"],
+                       input="".join(q + "\n" for q in qs) + f"/save {side}\n", capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "old messages dropped to fit the context]" in r.stderr, r.stderr
+    conv = read_sidecar(side)
+    assert conv[0]["role"] == "user" and conv[-2] == user(qs[-1]) and len(conv) < 2 * len(qs), conv
+    assert_same_greedy(conv[-1]["content"], from_scratch(MODEL, conv[:-1], 16), "turn after dropping")
+    # An unbounded answer stops at the end of the context, and is kept.
+    r = subprocess.run([CHAT, "-m", MODEL, *GREEDY, "-n", "0", "-c", "64", "-p", "Tell me a long story."],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "[the context is full: the answer was cut]" in r.stderr, r.stderr
+    assert r.stdout.strip()
+
+
+def test_sidecar_round_trip():
+    # Quotes, backslashes, tabs, control characters and non-ASCII text survive /save and /load.
+    qwen = shared("models/gguf/kp-qwen2-tiny.gguf")
+    tricky = 'He said "hi"\tand \\ back \x01 café 🙂 <|im_end|>'
+    a, b = os.path.join(TMP, "trip_a"), os.path.join(TMP, "trip_b")
+    r = subprocess.run([CHAT, "-m", qwen, *GREEDY, "-n", "3", "--system", "sys \"x\""],
+                       input=f"{tricky}\n/save {a}\n".encode(), capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    conv = read_sidecar(a)
+    assert conv[0] == {"role": "system", "content": 'sys "x"'} and conv[1] == user(tricky), conv
+    r = subprocess.run([CHAT, "-m", qwen, *GREEDY, "-n", "3"], input=f"/load {a}\n/save {b}\n".encode(),
+                       capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert read_sidecar(b) == conv
+    with open(a + ".json", "rb") as fa, open(b + ".json", "rb") as fb:
+        assert fa.read() == fb.read()
+
+
 def test_verbose_prints_speed_after_each_answer():
     r = subprocess.run([*ARGS, "--verbose"], input=f"{Q3}\n{Q1}\n", capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -190,6 +226,7 @@ if __name__ == "__main__":
         main([test_two_turns_reuse_the_cache, test_ctrl_c_stops_an_answer_and_the_next_turn_works,
               test_ctrl_d_at_the_prompt_exits, test_save_then_load_in_a_new_process_continues_identically,
               test_load_rejects_foreign_and_broken_states, test_reset_system_and_continuation_lines,
+              test_full_context_drops_old_turns, test_sidecar_round_trip,
               test_verbose_prints_speed_after_each_answer, test_plain_stdin_without_commands])
     finally:
         shutil.rmtree(TMP, ignore_errors=True)

@@ -88,7 +88,7 @@ static void top_k_and_greedy(void **state)
     for (int trial = 0; trial < 200; trial++) {
         float lg[97];
         for (int i = 0; i < 97; i++)
-            lg[i] = (float)rand() / RAND_MAX * 10.0f - 5.0f;
+            lg[i] = (float)rand() / (float)RAND_MAX * 10.0f - 5.0f;
         int32_t a, b;
         assert_int_equal(kp_sampler_sample(s, lg, 97, &a), KP_OK);
         assert_int_equal(kp_sampler_sample(g, lg, 97, &b), KP_OK);

@@ -49,11 +49,9 @@ static inline void kp_k4_scale_min(int j, const uint8_t *s, int *sc, int *m)
 }
 
 /* ---- quantized activation rows (workspace layout, ours)
- * A row of `cols` values is stored as: int8 qs[cols] | float d[nb] | (Q8_0, Q8_1) float s[nb]
+ * A row of `cols` values is stored as: int8 qs[cols] | float d[nb] | (Q8_1) float s[nb]
  * | (Q8_K) int16 bsums[16 * nb], padded to 64 bytes. d and s are the values ggml uses after its
- * own rounding (F16 for Q8_0/Q8_1, F32 for Q8_K), kept as floats so kernels need no conversion.
- * For Q8_0, s = d * sum(q) exactly (ggml has no such field; kernels that multiply unsigned
- * nibbles use it to take the weights' offset back out). */
+ * own rounding (F16 for Q8_0/Q8_1, F32 for Q8_K), kept as floats so kernels need no conversion. */
 typedef enum kp_act_kind { KP_ACT_Q8_0, KP_ACT_Q8_1, KP_ACT_Q8_K } kp_act_kind;
 
 size_t kp_act_row_bytes(kp_act_kind k, int64_t cols);

@@ -36,7 +36,7 @@ size_t kp_act_row_bytes(kp_act_kind k, int64_t cols)
 {
     size_t c = (size_t)cols;
     switch (k) {
-    case KP_ACT_Q8_0:
+    case KP_ACT_Q8_0: return pad64(c + c / KP_QK * 4);
     case KP_ACT_Q8_1: return pad64(c + c / KP_QK * 8);
     case KP_ACT_Q8_K: return pad64(c + c / KP_QKK * (4 + 32));
     }
@@ -44,7 +44,7 @@ size_t kp_act_row_bytes(kp_act_kind k, int64_t cols)
 }
 
 /* Q8_0 (and Q8_1): d = amax/127 stored as F16; values x * (127/amax) rounded to even. Q8_1 adds
- * s = d * sum(q) (with the unrounded d), also stored as F16; Q8_0 rows carry d * sum(q) too. */
+ * s = d * sum(q) (with the unrounded d), also stored as F16. */
 static void quantize_q8_01(const float *x, int64_t cols, void *row, int with_sum)
 {
     int8_t *qs = row;
@@ -66,9 +66,8 @@ static void quantize_q8_01(const float *x, int64_t cols, void *row, int with_sum
             sum += q;
         }
         d[b] = f16_round(db);
-        /* Q8_1's sum is ggml's F16 value; for Q8_0 we keep d * sum for the kernels that take the
-         * weights' offset out afterwards (exact: an 11-bit d times a 12-bit sum) */
-        s[b] = with_sum ? f16_round(db * (float)sum) : d[b] * (float)sum;
+        if (with_sum)
+            s[b] = f16_round(db * (float)sum);
     }
 }
 

@@ -1,8 +1,8 @@
-/* x86 dot products of GGUF blocks with quantized activations, 256-bit wide. This file is
- * compiled twice: with AVX2+FMA+F16C (KP_QUANT_VNNI undefined) and with AVX-512 VNNI + VL
- * (KP_QUANT_VNNI=1), where one vpdpbusd replaces the maddubs/madd pair of the byte products.
- * Integer block sums are exact, so each variant differs from the scalar reference only in the
- * order of the float additions. */
+/* x86 dot products of GGUF blocks with quantized activations. This file is compiled twice:
+ * with AVX2+FMA+F16C (KP_QUANT_VNNI undefined), 256-bit throughout, and with AVX-512 VNNI
+ * (KP_QUANT_VNNI=1), where vpdpbusd replaces the maddubs/madd pair of the byte products and
+ * Q8_0/Q4_0/Q4_1 rows take 512-bit paths over groups of 8 blocks. Integer block sums are exact,
+ * so each variant differs from the scalar reference only in the order of the float additions. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -65,9 +65,11 @@ static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __
 
 #ifdef KP_QUANT_VNNI
 /* ---- 512-bit paths for one token over whole groups of 8 blocks (AVX-512 VNNI level only).
- * Two blocks share a zmm register; the block scales of 8 blocks are gathered and converted at
- * once, and unsigned nibbles go straight into vpdpbusd, the weights' offset of 8 being taken
- * out afterwards with the activations' d * sum(q). */
+ * Two blocks share a zmm register and the block scales of 8 blocks are gathered and converted
+ * at once. Unsigned nibbles go straight into vpdpbusd; Q4_0's offset of 8 comes out in the
+ * integers, so every float operation is the one the 256-bit path (and ggml) performs: a
+ * different float rounding here shifts which activations land across a rounding boundary
+ * downstream, and with it the logits by up to ~1. */
 
 /* The F16 at byte offset `off` of 8 consecutive blocks of `stride` bytes, as floats. Each
  * gathered dword stays inside its block (blocks are at least 18 bytes, off + 4 <= 4). */
@@ -98,39 +100,45 @@ static inline __m512i nibbles64(const uint8_t *q0, const uint8_t *q1)
     return _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 4, 5, 2, 3, 6, 7), v);
 }
 
-/* Q4_0 over blocks [0, nb8): sum of d_w d_a (sum(nib * a) - 8 sum(a)). */
-static inline float zmm_q4_0(const kp_blk_q4_0 *x, const int8_t *q, const float *d, const float *s, int64_t nb8)
+/* sum over each 4 bytes of (nib - 8) * a, as ggml's lanes hold it: the offset comes out in the
+ * integers, so the float arithmetic is the same as for signed values */
+static inline __m512i q4_0_lanes(__m512i nib, __m512i a)
 {
-    __m512 acc = _mm512_setzero_ps();
-    __m256 corr = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb8; b += 8) {
-        const __m256 sw = f16x8((const uint8_t *)&x[b], (int)sizeof *x, 0);
-        const __m256 sc = _mm256_mul_ps(sw, _mm256_loadu_ps(d + b));
-        corr = _mm256_fmadd_ps(sw, _mm256_loadu_ps(s + b), corr);
-        for (int j = 0; j < 8; j += 2) {
-            const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), nibbles64(x[b + j].qs, x[b + j + 1].qs),
-                                                  _mm512_loadu_si512(q + (b + j) * KP_QK));
-            acc = _mm512_fmadd_ps(pair_scale(sc, j), _mm512_cvtepi32_ps(p), acc);
-        }
-    }
-    return _mm512_reduce_add_ps(acc) - 8.f * hsum_ps(corr);
+    return _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), nib, a),
+                            _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), a));
 }
 
-/* Q4_1 over blocks [0, nb8): sum of d_w d_a sum(nib * a) + m_w s_a. */
-static inline float zmm_q4_1(const kp_blk_q4_1 *x, const int8_t *q, const float *d, const float *s, int64_t nb8)
+/* Q4_0 over blocks [0, nb8): sum of d_w d_a sum((nib - 8) * a). */
+static inline float zmm_q4_0(const kp_blk_q4_0 *x, const int8_t *q, const float *d, int64_t nb8)
 {
     __m512 acc = _mm512_setzero_ps();
-    __m256 mins = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb8; b += 8) {
         const __m256 sc = _mm256_mul_ps(f16x8((const uint8_t *)&x[b], (int)sizeof *x, 0), _mm256_loadu_ps(d + b));
-        mins = _mm256_fmadd_ps(f16x8((const uint8_t *)&x[b], (int)sizeof *x, 2), _mm256_loadu_ps(s + b), mins);
+        for (int j = 0; j < 8; j += 2) {
+            const __m512i p = q4_0_lanes(nibbles64(x[b + j].qs, x[b + j + 1].qs), _mm512_loadu_si512(q + (b + j) * KP_QK));
+            acc = _mm512_fmadd_ps(pair_scale(sc, j), _mm512_cvtepi32_ps(p), acc);
+        }
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+/* Q4_1 over blocks [0, nb8): sum of d_w d_a sum(nib * a) + m_w s_a (the minimum terms summed
+ * block by block, as ggml does). */
+static inline float zmm_q4_1(const kp_blk_q4_1 *x, const int8_t *q, const float *d, const float *s, int64_t nb8,
+                             float *summs)
+{
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb8; b += 8) {
+        const __m256 sc = _mm256_mul_ps(f16x8((const uint8_t *)&x[b], (int)sizeof *x, 0), _mm256_loadu_ps(d + b));
+        for (int j = 0; j < 8; j++)
+            *summs += h2f(x[b + j].m) * s[b + j];
         for (int j = 0; j < 8; j += 2) {
             const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), nibbles64(x[b + j].qs, x[b + j + 1].qs),
                                                   _mm512_loadu_si512(q + (b + j) * KP_QK));
             acc = _mm512_fmadd_ps(pair_scale(sc, j), _mm512_cvtepi32_ps(p), acc);
         }
     }
-    return _mm512_reduce_add_ps(acc) + hsum_ps(mins);
+    return _mm512_reduce_add_ps(acc);
 }
 
 /* Q8_0 over blocks [0, nb8): signed times signed via |w| and a with w's sign. */
@@ -191,7 +199,7 @@ static inline float dot_q4_0(const void *w, const void *act, int64_t cols)
     float head = 0.f;
 #ifdef KP_QUANT_VNNI
     b = nb & ~(int64_t)7;
-    head = zmm_q4_0(x, q, d, kp_act_s(act, cols), b);
+    head = zmm_q4_0(x, q, d, b);
 #endif
     for (; b + 1 < nb; b += 2) {
         const __m256i w0 = _mm256_sub_epi8(nibbles32(x[b].qs), eight);
@@ -233,7 +241,7 @@ static inline __m256i unpack_q5_1(const kp_blk_q5_1 *x)
 /* Q4_1 / Q5_1: unsigned values times activations, plus min * (the Q8_1 block sum). */
 /* HEAD may take whole groups of 8 blocks first (the 512-bit path), setting b and summs. */
 #ifdef KP_QUANT_VNNI
-#define KP_Q4_1_HEAD(x, q, d, s, nb, b, summs) (b = (nb) & ~(int64_t)7, summs = zmm_q4_1(x, q, d, s, b))
+#define KP_Q4_1_HEAD(x, q, d, s, nb, b, summs) (b = (nb) & ~(int64_t)7, head = zmm_q4_1(x, q, d, s, b, &summs))
 #else
 #define KP_Q4_1_HEAD(x, q, d, s, nb, b, summs) ((void)0)
 #endif
@@ -247,7 +255,7 @@ static inline __m256i unpack_q5_1(const kp_blk_q5_1 *x)
         const float *d = kp_act_d(act, cols), *s = kp_act_s(act, cols);                                    \
         const int64_t nb = cols / KP_QK;                                                                   \
         __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                                     \
-        float summs = 0.f;                                                                                 \
+        float summs = 0.f, head = 0.f;                                                                     \
         int64_t b = 0;                                                                                     \
         HEAD(x, q, d, s, nb, b, summs);                                                                    \
         for (; b + 1 < nb; b += 2) {                                                                       \
@@ -262,7 +270,7 @@ static inline __m256i unpack_q5_1(const kp_blk_q5_1 *x)
             acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * d[b]), _mm256_cvtepi32_ps(p0), acc0);      \
             summs += h2f(x[b].m) * s[b];                                                                   \
         }                                                                                                  \
-        return hsum_ps(_mm256_add_ps(acc0, acc1)) + summs;                                                 \
+        return head + hsum_ps(_mm256_add_ps(acc0, acc1)) + summs;                                          \
     }
 
 KP_DOT_MIN32(dot_q4_1, kp_blk_q4_1, unpack_q4_1, KP_Q4_1_HEAD)
@@ -615,11 +623,129 @@ static KP_ALWAYS_INLINE void tile_q6_k(const void *w, const uint8_t *act, size_t
         out[t] = hsum_ps(acc[t]);
 }
 
+#ifdef KP_QUANT_VNNI
+/* Batched versions of the 512-bit paths (rows whose block count is a multiple of 8): each pair
+ * of weight blocks is unpacked once for up to KP_TILE tokens. */
+#define KP_ZTILE_BEGIN(blk_t)                                                                               \
+    const blk_t *x = w;                                                                                     \
+    const int64_t nb = cols / KP_QK;                                                                        \
+    __m512 acc[KP_TILE];                                                                                    \
+    __m256 side[KP_TILE];                                                                                   \
+    const int8_t *q[KP_TILE];                                                                               \
+    const float *d[KP_TILE], *s[KP_TILE];                                                                   \
+    KP_UNROLL for (int t = 0; t < nt; t++) {                                                                \
+        acc[t] = _mm512_setzero_ps(), side[t] = _mm256_setzero_ps();                                        \
+        q[t] = (const int8_t *)(act + t * as), d[t] = kp_act_d(act + t * as, cols);                         \
+        s[t] = kp_act_s(act + t * as, cols);                                                                \
+    }
+
+static KP_ALWAYS_INLINE void ztile_q4_0(const void *w, const uint8_t *act, size_t as, int64_t cols, int nt,
+                                        float *out)
+{
+    KP_ZTILE_BEGIN(kp_blk_q4_0)
+    for (int64_t b = 0; b < nb; b += 8) {
+        const __m256 sw = f16x8((const uint8_t *)&x[b], (int)sizeof *x, 0);
+        __m256 sc[KP_TILE];
+        KP_UNROLL for (int t = 0; t < nt; t++)
+            sc[t] = _mm256_mul_ps(sw, _mm256_loadu_ps(d[t] + b));
+        KP_UNROLL for (int j = 0; j < 8; j += 2) {
+            const __m512i nib = nibbles64(x[b + j].qs, x[b + j + 1].qs);
+            KP_UNROLL for (int t = 0; t < nt; t++) {
+                const __m512i p = q4_0_lanes(nib, _mm512_loadu_si512(q[t] + (b + j) * KP_QK));
+                acc[t] = _mm512_fmadd_ps(pair_scale(sc[t], j), _mm512_cvtepi32_ps(p), acc[t]);
+            }
+        }
+    }
+    (void)s, (void)side;
+    KP_UNROLL for (int t = 0; t < nt; t++)
+        out[t] = _mm512_reduce_add_ps(acc[t]);
+}
+
+static KP_ALWAYS_INLINE void ztile_q4_1(const void *w, const uint8_t *act, size_t as, int64_t cols, int nt,
+                                        float *out)
+{
+    KP_ZTILE_BEGIN(kp_blk_q4_1)
+    float summs[KP_TILE];
+    KP_UNROLL for (int t = 0; t < nt; t++)
+        summs[t] = 0.f;
+    for (int64_t b = 0; b < nb; b += 8) {
+        const __m256 sw = f16x8((const uint8_t *)&x[b], (int)sizeof *x, 0);
+        __m256 sc[KP_TILE];
+        KP_UNROLL for (int t = 0; t < nt; t++)
+            sc[t] = _mm256_mul_ps(sw, _mm256_loadu_ps(d[t] + b));
+        for (int j = 0; j < 8; j++) {
+            const float mw = h2f(x[b + j].m);
+            KP_UNROLL for (int t = 0; t < nt; t++)
+                summs[t] += mw * s[t][b + j];
+        }
+        KP_UNROLL for (int j = 0; j < 8; j += 2) {
+            const __m512i nib = nibbles64(x[b + j].qs, x[b + j + 1].qs);
+            KP_UNROLL for (int t = 0; t < nt; t++) {
+                const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), nib, _mm512_loadu_si512(q[t] + (b + j) * KP_QK));
+                acc[t] = _mm512_fmadd_ps(pair_scale(sc[t], j), _mm512_cvtepi32_ps(p), acc[t]);
+            }
+        }
+    }
+    (void)side;
+    KP_UNROLL for (int t = 0; t < nt; t++)
+        out[t] = _mm512_reduce_add_ps(acc[t]) + summs[t];
+}
+
+static KP_ALWAYS_INLINE void ztile_q8_0(const void *w, const uint8_t *act, size_t as, int64_t cols, int nt,
+                                        float *out)
+{
+    KP_ZTILE_BEGIN(kp_blk_q8_0)
+    (void)s, (void)side; /* Q8_0 has no offset or minimum term */
+    for (int64_t b = 0; b < nb; b += 8) {
+        const __m256 sw = f16x8((const uint8_t *)&x[b], (int)sizeof *x, 0);
+        __m256 sc[KP_TILE];
+        KP_UNROLL for (int t = 0; t < nt; t++)
+            sc[t] = _mm256_mul_ps(sw, _mm256_loadu_ps(d[t] + b));
+        KP_UNROLL for (int j = 0; j < 8; j += 2) {
+            const __m512i wq = _mm512_inserti64x4(_mm512_castsi256_si512(ld256(x[b + j].qs)), ld256(x[b + j + 1].qs), 1);
+            const __m512i u = _mm512_abs_epi8(wq);
+            const __mmask64 neg = _mm512_movepi8_mask(wq);
+            KP_UNROLL for (int t = 0; t < nt; t++) {
+                const __m512i a = _mm512_loadu_si512(q[t] + (b + j) * KP_QK);
+                const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u,
+                                                      _mm512_mask_sub_epi8(a, neg, _mm512_setzero_si512(), a));
+                acc[t] = _mm512_fmadd_ps(pair_scale(sc[t], j), _mm512_cvtepi32_ps(p), acc[t]);
+            }
+        }
+    }
+    KP_UNROLL for (int t = 0; t < nt; t++)
+        out[t] = _mm512_reduce_add_ps(acc[t]);
+}
+#define KP_HAVE_ZTILE 1
+#else
+#define ztile_q4_0 tile_q4_0
+#define ztile_q4_1 tile_q4_1
+#define ztile_q8_0 tile_q8_0
+#define KP_HAVE_ZTILE 0
+#endif
+#define ztile_q5_0 tile_q5_0
+#define ztile_q5_1 tile_q5_1
+#define ztile_q4_k tile_q4_k
+#define ztile_q5_k tile_q5_k
+#define ztile_q6_k tile_q6_k
+
 #define KP_PREFETCH_ROWS 4
 
 /* The matmul rows: one token uses the single-row dots (two accumulators), batches go through
  * the tiles, KP_TILE tokens at a time. */
 #define KP_DEFINE_TILED_ROWS(fname, dotfn, tilefn, kind)                                                    \
+    KP_DEFINE_TILED_ROWS_(fname##_256, dotfn, tilefn, kind)                                                 \
+    KP_DEFINE_TILED_ROWS_(fname##_512, dotfn, z##tilefn, kind)                                              \
+    static void fname(float *y, const kp_tensor *w, const void *work, const float *x, int n, int64_t r0,    \
+                      int64_t r1)                                                                           \
+    {                                                                                                       \
+        if (KP_HAVE_ZTILE && n > 1 && (w->ne[0] / KP_QK) % 8 == 0)                                          \
+            fname##_512(y, w, work, x, n, r0, r1);                                                          \
+        else                                                                                                \
+            fname##_256(y, w, work, x, n, r0, r1);                                                          \
+    }
+
+#define KP_DEFINE_TILED_ROWS_(fname, dotfn, tilefn, kind)                                                   \
     static void fname(float *y, const kp_tensor *w, const void *work, const float *x, int n, int64_t r0,    \
                       int64_t r1)                                                                           \
     {                                                                                                       \
