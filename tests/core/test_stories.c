@@ -184,14 +184,14 @@ static void logits_every_position(void **state)
 }
 
 static void check_ids(const char *model_rel, const char *ids_rel, const char *prompt, double temp, double top_p,
-                      double seed)
+                      double seed, int threads)
 {
     char path[1024];
     if (!kp_test_file(path, sizeof path, ids_rel))
         skip();
     ref_ids r = {0};
     assert_true(ref_ids_load(path, &r));
-    kp_model *m = load(model_rel, 2);
+    kp_model *m = load(model_rel, threads);
     assert_non_null(m);
     kp_sampler *smp;
     assert_int_equal(kp_sampler_new(NULL, &smp), KP_OK);
@@ -212,7 +212,10 @@ static void check_ids(const char *model_rel, const char *ids_rel, const char *pr
 static void sample_seed42(void **state)
 {
     (void)state;
-    check_ids(DIR_M "stories260K.bin", DIR_R "sample_t1.0_p0.9_s42.ids", "Once upon a time", 1.0, 0.9, 42);
+    /* The same draws whatever the thread count. */
+    for (int threads = 1; threads <= 3; threads++)
+        check_ids(DIR_M "stories260K.bin", DIR_R "sample_t1.0_p0.9_s42.ids", "Once upon a time", 1.0, 0.9, 42,
+                  threads);
 }
 
 /* runq quantizes every matmul input to int8, so one activation landing on the other side of a
