@@ -82,6 +82,17 @@ void kp_buf_init(kp_buf *b, const kp_allocator *a);
 kp_status kp_buf_append(kp_buf *b, const void *p, size_t n);
 void kp_buf_free(kp_buf *b);
 
+/* FNV-1a over bytes, continuing from `h` (start with KP_FNV64_INIT): fingerprints and checksums
+ * of saved state, where speed matters less than being simple and stable across versions. */
+#define KP_FNV64_INIT 0xcbf29ce484222325ull
+static inline uint64_t kp_fnv1a64(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
 /* Monotonic clock in seconds. */
 double kp_now(void);
 

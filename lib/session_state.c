@@ -24,14 +24,6 @@ typedef struct state_header {
 
 _Static_assert(sizeof(state_header) == STATE_HEADER, "state header is 64 bytes");
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
-
 static size_t kv_row_bytes(const kp_session *s)
 {
     const kp_model_config *c = &s->m->cfg;
@@ -48,7 +40,7 @@ static void put(writer *w, const void *p, size_t n)
 {
     if (w->err || !n)
         return;
-    w->sum = fnv(w->sum, p, n);
+    w->sum = kp_fnv1a64(w->sum, p, n);
     if (fwrite(p, 1, n, w->f) != n)
         w->err = errno ? errno : EIO;
 }
@@ -76,7 +68,7 @@ kp_status kp_session_save(const kp_session *s, const char *path)
     h.n_past = s->n_past;
     h.has_logits = s->n_logits > 0;
     kp_status st = KP_OK;
-    writer w = {fopen(path, "wb"), 0xcbf29ce484222325ull, 0};
+    writer w = {fopen(path, "wb"), KP_FNV64_INIT, 0};
     if (!w.f) {
         st = kp_fail(KP_ERR_IO, "cannot create '%s': %s", path, strerror(errno));
         goto done;
@@ -162,7 +154,7 @@ kp_status kp_session_load(kp_session *s, const char *path)
         st = KP_ERR_OUT_OF_MEMORY;
         goto done;
     }
-    uint64_t sum = fnv(0xcbf29ce484222325ull, &h, sizeof h);
+    uint64_t sum = kp_fnv1a64(KP_FNV64_INIT, &h, sizeof h);
     size_t body = (size_t)size_l - sizeof h - 8;
     for (size_t done_b = 0; done_b < body;) {
         size_t n = body - done_b < buf_size ? body - done_b : buf_size;
@@ -177,7 +169,7 @@ kp_status kp_session_load(kp_session *s, const char *path)
                     goto done;
                 }
         }
-        sum = fnv(sum, buf, n);
+        sum = kp_fnv1a64(sum, buf, n);
         done_b += n;
     }
     uint64_t stored;

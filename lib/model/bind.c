@@ -43,29 +43,28 @@ static kp_status check_config(const kp_model_config *c)
     return KP_OK;
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
-
 /* Config, every tensor's name, type and shape, and a sample of its bytes: cheap to compute at
  * load, and different for any two models a user is likely to confuse. */
 static uint64_t fingerprint(const kp_model *m)
 {
-    uint64_t h = fnv(0xcbf29ce484222325ull, &m->cfg, sizeof m->cfg);
+    const kp_model_config *c = &m->cfg;
+    /* Field by field: struct padding is not guaranteed to be zero. */
+    const int32_t ints[] = {c->n_vocab, c->n_embd, c->n_layer, c->n_head, c->n_head_kv, c->head_dim,
+                            c->n_ff, c->n_ctx, (int32_t)c->rope_style, c->qkv_bias, c->tied_output};
+    const float floats[] = {c->rms_eps, c->rope_theta};
+    uint64_t h = kp_fnv1a64(KP_FNV64_INIT, c->arch, strnlen(c->arch, sizeof c->arch));
+    h = kp_fnv1a64(h, ints, sizeof ints);
+    h = kp_fnv1a64(h, floats, sizeof floats);
     for (size_t i = 0; i < m->tensors.n; i++) {
         const kp_tensor *t = &m->tensors.items[i];
-        h = fnv(h, t->name, strlen(t->name));
-        h = fnv(h, &t->dtype, sizeof t->dtype);
-        h = fnv(h, t->ne, sizeof t->ne);
+        h = kp_fnv1a64(h, t->name, strlen(t->name));
+        h = kp_fnv1a64(h, &t->dtype, sizeof t->dtype);
+        h = kp_fnv1a64(h, t->ne, sizeof t->ne);
         if (t->device == KP_DEVICE_CPU && t->data && t->nbytes) {
             size_t k = t->nbytes < 64 ? t->nbytes : 64;
-            h = fnv(h, t->data, k);
-            h = fnv(h, (const char *)t->data + t->nbytes - k, k);
-            h = fnv(h, (const char *)t->data + t->nbytes / 2 - k / 2, k);
+            h = kp_fnv1a64(h, t->data, k);
+            h = kp_fnv1a64(h, (const char *)t->data + t->nbytes - k, k);
+            h = kp_fnv1a64(h, (const char *)t->data + t->nbytes / 2 - k / 2, k);
         }
     }
     return h;
