@@ -12,238 +12,56 @@
 
 #include <kuiper/kuiper.h>
 
+#include "common/minijson.h"
+
 static void usage(void)
 {
     fprintf(stderr, "usage: kuiper-tokenize -m FILE [--add-special] [--no-parse-special] [--n-vocab N]"
                     " < cases.jsonl\n");
 }
 
-/* ---- a tiny reader for one JSON object per line */
-
-typedef struct cursor {
-    const char *p, *end;
-} cursor;
-
-static void ws(cursor *c)
-{
-    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\r' || *c->p == '\n'))
-        c->p++;
-}
-
-static int skip_string(cursor *c)
-{
-    if (c->p >= c->end || *c->p != '"')
-        return 0;
-    for (c->p++; c->p < c->end; c->p++) {
-        if (*c->p == '\\')
-            c->p++;
-        else if (*c->p == '"') {
-            c->p++;
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static int skip_value(cursor *c, int depth)
-{
-    ws(c);
-    if (c->p >= c->end || depth > 64)
-        return 0;
-    char ch = *c->p;
-    if (ch == '"')
-        return skip_string(c);
-    if (ch == '{' || ch == '[') {
-        char close = ch == '{' ? '}' : ']';
-        c->p++;
-        ws(c);
-        if (c->p < c->end && *c->p == close) {
-            c->p++;
-            return 1;
-        }
-        for (;;) {
-            if (ch == '{') {
-                ws(c);
-                if (!skip_string(c))
-                    return 0;
-                ws(c);
-                if (c->p >= c->end || *c->p++ != ':')
-                    return 0;
-            }
-            if (!skip_value(c, depth + 1))
-                return 0;
-            ws(c);
-            if (c->p >= c->end)
-                return 0;
-            if (*c->p == ',') {
-                c->p++;
-                continue;
-            }
-            if (*c->p == close) {
-                c->p++;
-                return 1;
-            }
-            return 0;
-        }
-    }
-    /* number or literal */
-    const char *s = c->p;
-    while (c->p < c->end && *c->p != ',' && *c->p != '}' && *c->p != ']' && *c->p != ' ' && *c->p != '\t' &&
-           *c->p != '\r' && *c->p != '\n')
-        c->p++;
-    return c->p > s;
-}
-
-static int hex4(const char *p, unsigned *v)
-{
-    *v = 0;
-    for (int i = 0; i < 4; i++) {
-        char ch = p[i];
-        *v <<= 4;
-        if (ch >= '0' && ch <= '9')
-            *v |= (unsigned)(ch - '0');
-        else if (ch >= 'a' && ch <= 'f')
-            *v |= (unsigned)(ch - 'a' + 10);
-        else if (ch >= 'A' && ch <= 'F')
-            *v |= (unsigned)(ch - 'A' + 10);
-        else
-            return 0;
-    }
-    return 1;
-}
-
-static size_t put_utf8(char *o, unsigned cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-/* Unescapes the string at c->p into out (capacity >= its escaped length); lone surrogates
- * become U+FFFD. Returns the length or -1. */
-static long read_string(cursor *c, char *out)
-{
-    if (c->p >= c->end || *c->p != '"')
-        return -1;
-    c->p++;
-    long o = 0;
-    while (c->p < c->end) {
-        char ch = *c->p++;
-        if (ch == '"')
-            return o;
-        if (ch != '\\') {
-            out[o++] = ch;
-            continue;
-        }
-        if (c->p >= c->end)
-            return -1;
-        char e = *c->p++;
-        switch (e) {
-        case '"': out[o++] = '"'; break;
-        case '\\': out[o++] = '\\'; break;
-        case '/': out[o++] = '/'; break;
-        case 'b': out[o++] = '\b'; break;
-        case 'f': out[o++] = '\f'; break;
-        case 'n': out[o++] = '\n'; break;
-        case 'r': out[o++] = '\r'; break;
-        case 't': out[o++] = '\t'; break;
-        case 'u': {
-            unsigned cp, lo;
-            if (c->end - c->p < 4 || !hex4(c->p, &cp))
-                return -1;
-            c->p += 4;
-            if (cp >= 0xD800 && cp <= 0xDBFF && c->end - c->p >= 6 && c->p[0] == '\\' && c->p[1] == 'u' &&
-                hex4(c->p + 2, &lo) && lo >= 0xDC00 && lo <= 0xDFFF) {
-                c->p += 6;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            } else if (cp >= 0xD800 && cp <= 0xDFFF) {
-                cp = 0xFFFD;
-            }
-            o += (long)put_utf8(out + o, cp);
-            break;
-        }
-        default: return -1;
-        }
-    }
-    return -1;
-}
-
-/* Finds "id" (raw span) and "text" (unescaped into text_buf) in one line. */
+/* Finds "id" (raw span) and "text" (unescaped into text_buf) in one line. Keys match by their
+ * raw bytes; the reader is lenient because case files come from many writers. */
 static int parse_line(const char *line, size_t n, const char **id, size_t *id_len, char *text_buf, long *text_len)
 {
-    cursor c = {line, line + n};
+    mj_cursor c = {line, line + n, 1};
     *id = NULL;
     *text_len = -1;
-    ws(&c);
-    if (c.p >= c.end || *c.p++ != '{')
+    mj_ws(&c);
+    if (!mj_lit(&c, "{"))
         return 0;
-    ws(&c);
-    if (c.p < c.end && *c.p == '}')
+    mj_ws(&c);
+    if (mj_lit(&c, "}"))
         return 0;
     for (;;) {
-        ws(&c);
-        const char *ks = c.p;
-        if (!skip_string(&c))
+        mj_ws(&c);
+        int key = mj_lit(&c, "\"id\"") ? 'i' : mj_lit(&c, "\"text\"") ? 't' : mj_string(&c, NULL) >= 0 ? 0 : -1;
+        if (key < 0)
             return 0;
-        size_t kl = (size_t)(c.p - ks);
-        ws(&c);
-        if (c.p >= c.end || *c.p++ != ':')
+        mj_ws(&c);
+        if (!mj_lit(&c, ":"))
             return 0;
-        ws(&c);
-        if (kl == 4 && memcmp(ks, "\"id\"", 4) == 0) {
+        mj_ws(&c);
+        if (key == 'i') {
             const char *vs = c.p;
-            if (!skip_value(&c, 0))
+            if (!mj_skip_value(&c, 0))
                 return 0;
             *id = vs;
             *id_len = (size_t)(c.p - vs);
-        } else if (kl == 6 && memcmp(ks, "\"text\"", 6) == 0) {
-            if ((*text_len = read_string(&c, text_buf)) < 0)
+        } else if (key == 't') {
+            if ((*text_len = mj_string(&c, text_buf)) < 0)
                 return 0;
-        } else if (!skip_value(&c, 0)) {
+        } else if (!mj_skip_value(&c, 0)) {
             return 0;
         }
-        ws(&c);
-        if (c.p < c.end && *c.p == ',') {
-            c.p++;
+        mj_ws(&c);
+        if (mj_lit(&c, ","))
             continue;
-        }
-        if (c.p < c.end && *c.p == '}')
+        if (mj_lit(&c, "}"))
             break;
         return 0;
     }
     return *id != NULL && *text_len >= 0;
-}
-
-static void put_json_string(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
-    }
-    putchar('"');
 }
 
 int main(int argc, char **argv)
@@ -318,7 +136,7 @@ int main(int argc, char **argv)
         printf("{\"id\":%.*s,", (int)id_len, id);
         if (st) {
             printf("\"error\":");
-            put_json_string(kp_last_error());
+            mj_put_string(stdout, kp_last_error());
             printf("}\n");
             rc = 1;
             continue;

@@ -1,6 +1,7 @@
 /* Strict JSON reader: one iterative pass, nodes collected on a stack and copied into the arena
  * as each container closes, so children end up contiguous and no node is ever moved again. */
 #include "json.h"
+#include "tokenizer/unicode.h"
 
 #include <math.h>
 #include <string.h>
@@ -164,30 +165,6 @@ static int hex4(const char *p, unsigned *out)
     return 1;
 }
 
-static size_t put_utf8(char *o, unsigned cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 #define ONES 0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 
@@ -275,7 +252,7 @@ static kp_status parse_string(parser *ps, const char **str, uint32_t *len)
                     p += 6;
                     cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                 }
-                o += put_utf8(buf + o, cp);
+                o += kp_utf8_encode(cp, buf + o);
                 break;
             }
             default:

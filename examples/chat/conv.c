@@ -2,6 +2,8 @@
  * other member is skipped as a generic JSON value. */
 #include "conv.h"
 
+#include "../common/minijson.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,171 +96,36 @@ void conv_move(chat_conv *to, chat_conv *from)
     memset(from, 0, sizeof *from);
 }
 
-/* ---- reading: strings are decoded over their own source bytes (never longer) in a private
- * copy of the document, then copied into the conversation */
+/* ---- reading: strings are decoded over their own source bytes in a private copy of the
+ * document, then copied into the conversation, so no parsed string needs freeing */
 
-typedef struct jp {
-    char *s;
-    size_t i, n;
-} jp;
-
-static void ws(jp *p)
+static char *str(mj_cursor *p, size_t *len)
 {
-    while (p->i < p->n && strchr(" \t\r\n", p->s[p->i]) && p->s[p->i])
-        p->i++;
-}
-
-static int lit(jp *p, const char *w)
-{
-    size_t k = strlen(w);
-    if (p->n - p->i < k || memcmp(p->s + p->i, w, k) != 0)
-        return 0;
-    p->i += k;
-    return 1;
-}
-
-static int hex4(jp *p, unsigned *v)
-{
-    *v = 0;
-    for (int k = 0; k < 4; k++, p->i++) {
-        if (p->i >= p->n)
-            return 0;
-        char c = p->s[p->i];
-        unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
-                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
-                                            : 16u;
-        if (d == 16)
-            return 0;
-        *v = *v * 16 + d;
-    }
-    return 1;
-}
-
-static char *put_utf8(char *w, unsigned u)
-{
-    if (u < 0x80) {
-        *w++ = (char)u;
-    } else if (u < 0x800) {
-        *w++ = (char)(0xc0 | (u >> 6));
-        *w++ = (char)(0x80 | (u & 0x3f));
-    } else if (u < 0x10000) {
-        *w++ = (char)(0xe0 | (u >> 12));
-        *w++ = (char)(0x80 | ((u >> 6) & 0x3f));
-        *w++ = (char)(0x80 | (u & 0x3f));
-    } else {
-        *w++ = (char)(0xf0 | (u >> 18));
-        *w++ = (char)(0x80 | ((u >> 12) & 0x3f));
-        *w++ = (char)(0x80 | ((u >> 6) & 0x3f));
-        *w++ = (char)(0x80 | (u & 0x3f));
-    }
-    return w;
-}
-
-/* Parses a string at p->i; returns its decoded start (NUL-terminated, *len bytes: a "\u0000"
- * escape is kept as a byte) or NULL. */
-static char *str(jp *p, size_t *len)
-{
-    if (p->i >= p->n || p->s[p->i] != '"')
+    char *out = (char *)p->p; /* the private copy, which is writable */
+    long n = mj_string(p, out);
+    if (n < 0)
         return NULL;
-    char *out = p->s + ++p->i, *w = out;
-    while (p->i < p->n && p->s[p->i] != '"') {
-        char c = p->s[p->i++];
-        if ((unsigned char)c < 0x20)
-            return NULL; /* raw control characters are not allowed in JSON strings */
-        if (c != '\\') {
-            *w++ = c;
-            continue;
-        }
-        if (p->i >= p->n)
-            return NULL;
-        c = p->s[p->i++];
-        const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t", *hit = c ? strchr(from, c) : NULL;
-        if (hit) {
-            *w++ = to[hit - from];
-            continue;
-        }
-        unsigned u, lo;
-        if (c != 'u' || !hex4(p, &u))
-            return NULL;
-        if (u >= 0xd800 && u < 0xdc00) {
-            if (!lit(p, "\\u") || !hex4(p, &lo) || lo < 0xdc00 || lo > 0xdfff)
-                return NULL;
-            u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
-        } else if (u >= 0xdc00 && u < 0xe000) {
-            return NULL;
-        }
-        w = put_utf8(w, u);
-    }
-    if (p->i >= p->n)
-        return NULL;
-    p->i++;
-    *w = '\0'; /* w < p->s + p->i: the closing quote's byte at least */
     if (len)
-        *len = (size_t)(w - out);
+        *len = (size_t)n;
     return out;
 }
 
-static int skip_value(jp *p, int depth);
-
-static int skip_container(jp *p, char close, int depth)
-{
-    p->i++;
-    ws(p);
-    if (lit(p, close == '}' ? "}" : "]"))
-        return 1;
-    for (;;) {
-        ws(p);
-        if (close == '}') {
-            if (!str(p, NULL))
-                return 0;
-            ws(p);
-            if (!lit(p, ":"))
-                return 0;
-        }
-        if (!skip_value(p, depth + 1))
-            return 0;
-        ws(p);
-        if (lit(p, ","))
-            continue;
-        return lit(p, close == '}' ? "}" : "]");
-    }
-}
-
-static int skip_value(jp *p, int depth)
-{
-    ws(p);
-    if (depth > 64 || p->i >= p->n)
-        return 0;
-    char c = p->s[p->i];
-    if (c == '"')
-        return str(p, NULL) != NULL;
-    if (c == '{' || c == '[')
-        return skip_container(p, c == '{' ? '}' : ']', depth);
-    if (lit(p, "true") || lit(p, "false") || lit(p, "null"))
-        return 1;
-    size_t st = p->i;
-    while (p->i < p->n && p->s[p->i] && strchr("+-0123456789.eE", p->s[p->i]))
-        p->i++;
-    return p->i > st;
-}
-
-static const char *parse_message(jp *p, chat_conv *c)
+static const char *parse_message(mj_cursor *p, chat_conv *c)
 {
     const char *role = NULL, *content = NULL;
     size_t content_len = 0;
-    ws(p);
-    if (!lit(p, "{"))
+    mj_ws(p);
+    if (!mj_lit(p, "{"))
         return "a message must be an object";
-    ws(p);
-    if (!lit(p, "}"))
+    mj_ws(p);
+    if (!mj_lit(p, "}"))
         for (;;) {
-            ws(p);
+            mj_ws(p);
             char *k = str(p, NULL);
-            ws(p);
-            if (!k || !lit(p, ":"))
+            mj_ws(p);
+            if (!k || !mj_lit(p, ":"))
                 return "expected a member name and ':' in a message";
-            ws(p);
+            mj_ws(p);
             if (!strcmp(k, "role") || !strcmp(k, "content")) {
                 size_t l;
                 char *v = str(p, &l);
@@ -270,13 +137,13 @@ static const char *parse_message(jp *p, chat_conv *c)
                     content = v;
                     content_len = l;
                 }
-            } else if (!skip_value(p, 1)) {
+            } else if (!mj_skip_value(p, 1)) {
                 return "malformed value in a message";
             }
-            ws(p);
-            if (lit(p, ","))
+            mj_ws(p);
+            if (mj_lit(p, ","))
                 continue;
-            if (lit(p, "}"))
+            if (mj_lit(p, "}"))
                 break;
             return "expected ',' or '}' in a message";
         }
@@ -287,57 +154,57 @@ static const char *parse_message(jp *p, chat_conv *c)
     return NULL;
 }
 
-static const char *parse_doc(jp *p, chat_conv *c, int *add_assistant)
+static const char *parse_doc(mj_cursor *p, chat_conv *c, int *add_assistant)
 {
-    ws(p);
-    if (!lit(p, "{"))
+    mj_ws(p);
+    if (!mj_lit(p, "{"))
         return "expected a JSON object";
-    ws(p);
-    if (lit(p, "}"))
+    mj_ws(p);
+    if (mj_lit(p, "}"))
         goto end;
     for (;;) {
-        ws(p);
+        mj_ws(p);
         char *k = str(p, NULL);
-        ws(p);
-        if (!k || !lit(p, ":"))
+        mj_ws(p);
+        if (!k || !mj_lit(p, ":"))
             return "expected a member name and ':'";
-        ws(p);
+        mj_ws(p);
         if (!strcmp(k, "messages")) {
-            if (!lit(p, "["))
+            if (!mj_lit(p, "["))
                 return "\"messages\" must be an array";
-            ws(p);
-            if (!lit(p, "]"))
+            mj_ws(p);
+            if (!mj_lit(p, "]"))
                 for (;;) {
                     const char *why = parse_message(p, c);
                     if (why)
                         return why;
-                    ws(p);
-                    if (lit(p, ","))
+                    mj_ws(p);
+                    if (mj_lit(p, ","))
                         continue;
-                    if (lit(p, "]"))
+                    if (mj_lit(p, "]"))
                         break;
                     return "expected ',' or ']' in \"messages\"";
                 }
         } else if (!strcmp(k, "add_assistant")) {
-            if (lit(p, "true"))
+            if (mj_lit(p, "true"))
                 *add_assistant = 1;
-            else if (lit(p, "false"))
+            else if (mj_lit(p, "false"))
                 *add_assistant = 0;
             else
                 return "\"add_assistant\" must be true or false";
-        } else if (!skip_value(p, 1)) {
+        } else if (!mj_skip_value(p, 1)) {
             return "malformed value";
         }
-        ws(p);
-        if (lit(p, ","))
+        mj_ws(p);
+        if (mj_lit(p, ","))
             continue;
-        if (!lit(p, "}"))
+        if (!mj_lit(p, "}"))
             return "expected ',' or '}'";
         break;
     }
 end:
-    ws(p);
-    return p->i == p->n ? NULL : "text after the JSON object";
+    mj_ws(p);
+    return p->p == p->end ? NULL : "text after the JSON object";
 }
 
 int conv_parse_json(const char *text, size_t len, chat_conv *out, int *add_assistant, char *err, size_t err_cap)
@@ -346,15 +213,17 @@ int conv_parse_json(const char *text, size_t len, chat_conv *out, int *add_assis
     chat_conv c = {0};
     char *copy = malloc(len + 1);
     const char *why = "out of memory";
-    jp p = {copy, 0, len};
+    size_t at = 0;
     if (copy) {
         memcpy(copy, text, len);
         copy[len] = '\0';
+        mj_cursor p = {copy, copy + len, 0};
         why = parse_doc(&p, &c, &aa);
+        at = (size_t)(p.p - copy);
     }
     free(copy);
     if (why) {
-        snprintf(err, err_cap, "%s (at byte %zu)", why, p.i);
+        snprintf(err, err_cap, "%s (at byte %zu)", why, at);
         conv_free(&c);
         conv_free(out);
         return -1;
@@ -367,56 +236,14 @@ int conv_parse_json(const char *text, size_t len, chat_conv *out, int *add_assis
 
 /* ---- writing */
 
-/* Length of the valid UTF-8 sequence at `q` (1-4), or 0 when it is not one. */
-static size_t utf8_len(const unsigned char *q)
-{
-    size_t n = q[0] < 0x80 ? 1 : (q[0] & 0xe0) == 0xc0 ? 2 : (q[0] & 0xf0) == 0xe0 ? 3 : (q[0] & 0xf8) == 0xf0 ? 4 : 0;
-    for (size_t k = 1; k < n; k++)
-        if ((q[k] & 0xc0) != 0x80)
-            return 0;
-    if ((n == 2 && q[0] < 0xc2) || (n == 3 && q[0] == 0xe0 && q[1] < 0xa0) ||
-        (n == 3 && q[0] == 0xed && q[1] >= 0xa0) || (n == 4 && q[0] == 0xf0 && q[1] < 0x90) ||
-        (n == 4 && (q[0] > 0xf4 || (q[0] == 0xf4 && q[1] >= 0x90))))
-        return 0; /* overlong, surrogate or beyond U+10FFFF */
-    return n;
-}
-
-/* A JSON string; bytes that are not UTF-8 (an answer cut inside a character) become U+FFFD,
- * because JSON text must be UTF-8. */
-static int put_str(FILE *f, const char *s)
-{
-    if (fputc('"', f) == EOF)
-        return -1;
-    for (const unsigned char *q = (const unsigned char *)s; *q;) {
-        size_t n = utf8_len(q);
-        int rc;
-        if (n == 0)
-            rc = fputs("\\ufffd", f);
-        else if (*q == '"' || *q == '\\')
-            rc = fprintf(f, "\\%c", *q);
-        else if (*q == '\n')
-            rc = fputs("\\n", f);
-        else if (*q == '\t')
-            rc = fputs("\\t", f);
-        else if (*q < 0x20 || *q == 0x7f)
-            rc = fprintf(f, "\\u%04x", *q);
-        else
-            rc = fwrite(q, 1, n, f) == n ? 0 : -1;
-        if (rc < 0)
-            return -1;
-        q += n ? n : 1;
-    }
-    return fputc('"', f) == EOF ? -1 : 0;
-}
-
 int conv_write_json(const chat_conv *c, FILE *f)
 {
     int bad = fputs("{\"format\": \"kuiper-chat conversation\", \"version\": 1, \"messages\": [", f) < 0;
     for (size_t i = 0; i < c->n && !bad; i++) {
         bad |= fputs(i ? ",\n  {\"role\": " : "\n  {\"role\": ", f) < 0;
-        bad |= put_str(f, c->msgs[i].role) < 0;
+        bad |= mj_put_string(f, c->msgs[i].role) < 0;
         bad |= fputs(", \"content\": ", f) < 0;
-        bad |= put_str(f, c->msgs[i].content) < 0;
+        bad |= mj_put_string(f, c->msgs[i].content) < 0;
         bad |= fputc('}', f) == EOF;
     }
     bad |= fputs("\n]}\n", f) < 0;
