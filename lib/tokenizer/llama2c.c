@@ -121,8 +121,9 @@ static int byte_token(const char *s, size_t n)
     return v;
 }
 
-/* Counts the entries when the caller does not know the vocabulary size. */
-static int32_t count_entries(const uint8_t *data, size_t size)
+/* Counts the entries when the caller does not know the vocabulary size; -1 unless the entries
+ * end exactly at the end of the file. */
+int32_t kp_llama2c_tokenizer_count(const uint8_t *data, size_t size)
 {
     size_t off = 4;
     int32_t n = 0;
@@ -143,7 +144,7 @@ kp_status kp_tokenizer_llama2c_new(const kp_allocator *a, const uint8_t *data, s
     *out = NULL;
     if (size < 4)
         return kp_fail(KP_ERR_FORMAT, "llama2.c tokenizer file is %zu bytes, too short for its header", size);
-    if (n_vocab == 0 && (n_vocab = count_entries(data, size)) <= 0)
+    if (n_vocab == 0 && (n_vocab = kp_llama2c_tokenizer_count(data, size)) <= 0)
         return kp_fail(KP_ERR_FORMAT, "not a llama2.c tokenizer.bin: entries do not end at the end of the file");
     /* First pass: validate and size. */
     size_t off = 4, text_size = 0;

@@ -76,13 +76,15 @@ static int looks_like_json(const kp_mapped_file *f, const char *path)
     return 0;
 }
 
-/* A SentencePiece ModelProto begins with field 1 (pieces), length-delimited: tag byte 0x0a. */
+/* A SentencePiece ModelProto begins with field 1 (pieces), length-delimited: tag byte 0x0a. A
+ * tokenizer.bin whose longest token is 10 bytes starts with that byte too, so a file whose
+ * llama2.c entries end exactly at its end is taken for one unless it is named *.model. */
 static int looks_like_spm(const kp_mapped_file *f, const char *path)
 {
     size_t n = strlen(path);
     if (n >= 6 && strcmp(path + n - 6, ".model") == 0)
         return 1;
-    return f->size > 2 && f->data[0] == 0x0a;
+    return f->size > 2 && f->data[0] == 0x0a && kp_llama2c_tokenizer_count(f->data, f->size) < 0;
 }
 
 kp_status kp_tokenizer_load(const char *path, const kp_tokenizer_params *p, kp_tokenizer **out)

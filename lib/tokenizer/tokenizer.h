@@ -99,6 +99,8 @@ kp_status kp_detok_stream_flush(kp_detok_stream *st, kp_buf *out);
 /* llama2.c tokenizer.bin held in memory; the file stores no count, so n_vocab is required. */
 kp_status kp_tokenizer_llama2c_new(const kp_allocator *a, const uint8_t *data, size_t size,
                                    int32_t n_vocab, kp_tokenizer **out);
+/* Entries of a llama2.c tokenizer.bin if they end exactly at the end of `data`, else -1. */
+int32_t kp_llama2c_tokenizer_count(const uint8_t *data, size_t size);
 
 /* Hugging Face tokenizer.json (+ tokenizer_config.json beside it, if present). */
 kp_status kp_tokenizer_hf_json_new(const kp_allocator *a, const char *path, kp_tokenizer **out);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include <kuiper/kuiper.h>
@@ -118,12 +119,56 @@ static void byte_fallback_and_count(void **state)
     kp_tokenizer_free(t);
 }
 
+static void write_tmp(char *path, const char *data, size_t n)
+{
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, n), (ssize_t)n);
+    close(fd);
+}
+
+/* File type detection without extensions: a tokenizer.bin whose longest token is 10 bytes begins
+ * with the byte that also starts a SentencePiece protobuf. */
+static void detection_without_extension(void **state)
+{
+    (void)state;
+    char bin[1024], spm[1024];
+    if (!kp_test_file(bin, sizeof bin, "models/stories260K/tok512.bin") ||
+        !kp_test_file(spm, sizeof spm, "models/stories260K/tok512.model"))
+        skip();
+    size_t n = 0, m = 0;
+    char *b = kp_test_slurp(bin, &n), *p = kp_test_slurp(spm, &m);
+    int32_t ten = 10;
+    memcpy(b, &ten, 4);
+    char tb[] = "/tmp/kp_tokbin_XXXXXX", tp[] = "/tmp/kp_tokspm_XXXXXX";
+    write_tmp(tb, b, n);
+    write_tmp(tp, p, m);
+    const char *paths[2] = {tb, tp};
+    for (int i = 0; i < 2; i++) {
+        kp_tokenizer *t;
+        assert_int_equal(kp_tokenizer_load(paths[i], NULL, &t), KP_OK);
+        assert_int_equal(kp_tokenizer_n_vocab(t), 512);
+        int32_t ids[16];
+        size_t k = 0;
+        assert_int_equal(kp_tokenize(t, "Once upon a time", 16, 0, ids, 16, &k), KP_OK);
+        const int32_t want[4] = {403, 407, 261, 378};
+        assert_int_equal(k, 4);
+        assert_memory_equal(ids, want, sizeof want);
+        kp_tokenizer_free(t);
+    }
+    unlink(tb);
+    unlink(tp);
+    free(b);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tok512),
         cmocka_unit_test(llama2_32000),
         cmocka_unit_test(byte_fallback_and_count),
+        cmocka_unit_test(detection_without_extension),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
