@@ -11,6 +11,7 @@
 
 #include <kuiper/kuiper.h>
 
+#include "fail_alloc.h"
 #include "testdata.h"
 
 static char model_path[1024], tok_path[1024];
@@ -144,34 +145,6 @@ static void sampler_options(void **state)
     kp_sampler_free(smp);
 }
 
-/* An allocator that fails the Nth allocation and counts what is outstanding. */
-typedef struct fail_alloc {
-    long n, fail_at;
-    long live;
-    size_t live_bytes;
-} fail_alloc;
-
-static void *fa_alloc(void *user, size_t size, size_t align)
-{
-    fail_alloc *f = user;
-    if (++f->n == f->fail_at)
-        return NULL;
-    void *p = NULL;
-    if (posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align, size))
-        return NULL;
-    f->live++;
-    f->live_bytes += size;
-    return p;
-}
-
-static void fa_free(void *user, void *p, size_t size)
-{
-    fail_alloc *f = user;
-    f->live--;
-    f->live_bytes -= size;
-    free(p);
-}
-
 /* Load, make a session and sampler, tokenize, generate 8 tokens, free: returns the first error. */
 static kp_status full_run(const kp_allocator *a)
 {
@@ -204,14 +177,14 @@ static void allocation_failure_everywhere(void **state)
     (void)state;
     if (!model_path[0])
         skip();
-    fail_alloc f = {0, 0, 0, 0};
-    kp_allocator a = {fa_alloc, fa_free, &f};
+    fail_alloc f;
+    kp_allocator a = fail_alloc_arm(&f, -1);
     assert_int_equal(full_run(&a), KP_OK);
     long total = f.n;
     assert_int_equal(f.live, 0);
     assert_true(total > 10);
-    for (long k = 1; k <= total; k++) {
-        f = (fail_alloc){0, k, 0, 0};
+    for (long k = 0; k < total; k++) {
+        a = fail_alloc_arm(&f, k);
         kp_status st = full_run(&a);
         if (st != KP_ERR_OUT_OF_MEMORY)
             fail_msg("failing allocation %ld of %ld gave %s (%s)", k, total, kp_status_str(st), kp_last_error());

@@ -16,6 +16,7 @@
 
 #include "kuiper/kuiper.h"
 #include "gguf_writer.h"
+#include "fail_alloc.h"
 
 enum { E = 32, HD = 16, NH = 2, NKV = 1, FF = 64, V = 8, CTX = 16 };
 enum { T_F32 = 0, T_Q2_K = 10, T_Q8_0 = 8 };
@@ -238,38 +239,14 @@ static void test_unsupported_type(void **state)
 
 /* ---- OOM at every allocation of a GGUF load */
 
-typedef struct counting {
-    long n, fail_at, live;
-} counting;
-
-static void *c_alloc(void *user, size_t size, size_t align)
-{
-    counting *c = user;
-    if (c->n++ == c->fail_at)
-        return NULL;
-    void *p = NULL;
-    if (posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align, size))
-        return NULL;
-    c->live++;
-    return p;
-}
-
-static void c_free(void *user, void *p, size_t size)
-{
-    (void)size;
-    counting *c = user;
-    c->live--;
-    free(p);
-}
-
 static void test_oom_every_step(void **state)
 {
     (void)state;
     opts o = {0};
     const char *path = write_model(&o);
     for (long k = 0;; k++) {
-        counting c = {0, k, 0};
-        kp_allocator a = {c_alloc, c_free, &c};
+        fail_alloc c;
+        kp_allocator a = fail_alloc_arm(&c, k);
         kp_model_params p;
         kp_model_params_init(&p);
         p.allocator = &a;

@@ -15,6 +15,7 @@
 #include "lib/mapfile.h"
 #include "testdata.h"
 #include "gguf_writer.h"
+#include "fail_alloc.h"
 
 /* ---------------------------------------------------------------- fixtures */
 
@@ -615,30 +616,6 @@ static void test_random_corruption(void **state)
 
 /* ---- allocation failure at every step: no leak, clean status */
 
-typedef struct counting {
-    long n_alloc, fail_at, live;
-} counting;
-
-static void *c_alloc(void *user, size_t size, size_t align)
-{
-    counting *c = user;
-    if (c->n_alloc++ == c->fail_at)
-        return NULL;
-    void *p = NULL;
-    if (posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align, size))
-        return NULL;
-    c->live++;
-    return p;
-}
-
-static void c_free(void *user, void *p, size_t size)
-{
-    (void)size;
-    counting *c = user;
-    c->live--;
-    free(p);
-}
-
 static void test_oom_every_step(void **state)
 {
     (void)state;
@@ -646,8 +623,8 @@ static void test_oom_every_step(void **state)
     tbuf b;
     build(&b, &f);
     for (long k = 0;; k++) {
-        counting c = {0, k, 0};
-        kp_allocator a = {c_alloc, c_free, &c};
+        fail_alloc c;
+        kp_allocator a = fail_alloc_arm(&c, k);
         kp_gguf *g = NULL;
         kp_status st = kp_gguf_open(&a, b.p, b.n, &g);
         if (st == KP_OK) {
