@@ -270,7 +270,7 @@ KP_API int32_t kp_session_n_ctx(const kp_session *s);
 KP_API kp_status kp_session_truncate(kp_session *s, int32_t n_keep);
 /* Asks a running kp_session_eval or kp_generate to stop with KP_ERR_CANCELLED: before the next
  * generated token, or after the current 64-token chunk of a prompt (what was evaluated stays in
- * the session). A request made while nothing runs stops the next such call; the call it stops
+ * the session). A request made while nothing runs waits for the next such point; the call it stops
  * consumes it. Safe from any thread and from a signal handler. */
 KP_API void kp_session_cancel(kp_session *s);
 /* The message of the last failure on this session (""), valid until its next call. */
