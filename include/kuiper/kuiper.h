@@ -122,13 +122,19 @@ typedef struct kp_model_params {
                                       llama2.c checkpoints (they store none). Copied. */
     int n_threads;                 /* worker threads for compute; 0: one per online CPU */
     kp_device device;              /* default KP_DEVICE_CPU */
+    /* KuiperLLama .bin files store no architecture: "llama2" (interleaved rope, theta 1e4,
+     * eps 1e-5), "llama3" (rotate-half, theta 5e5, eps 1e-5) or "qwen2" (rotate-half, theta 1e6,
+     * eps 1e-6, q/k/v biases in fp32 files). NULL: from a config.json beside the file, else an
+     * error naming the choices. Ignored for every other format. Copied. */
+    const char *family;
 } kp_model_params;
 
 /* Fills `p` with the defaults. */
 KP_API void kp_model_params_init(kp_model_params *p);
 
-/* Loads a model: llama2.c checkpoints (legacy v0, v1 fp32, v2 Q8_0) or GGUF (detected from the
- * file's first bytes). The file is memory-mapped and stays mapped until kp_model_free. `p` may be
+/* Loads a model: a GGUF file, a Hugging Face model folder (config.json, *.safetensors, tokenizer
+ * files), a llama2.c checkpoint (legacy v0, v1 fp32, v2 Q8_0) or a KuiperLLama .bin (fp32 or
+ * int8; see `family`), detected from the path and the file's first bytes. The file is memory-mapped and stays mapped until kp_model_free. `p` may be
  * NULL for defaults. On success *out owns the model; free it with kp_model_free after every
  * session made from it has been freed. */
 KP_API kp_status kp_model_load(const char *path, const kp_model_params *p, kp_model **out);
