@@ -9,7 +9,7 @@
 #include <kuiper/kuiper.h>
 
 typedef struct opts {
-    const char *model, *tokenizer, *prompt, *prompt_ids, *logits_path;
+    const char *model, *tokenizer, *family, *prompt, *prompt_ids, *logits_path;
     long n_new;
     double temperature, top_p, seed;
     int threads, ids, seed_set;
@@ -64,6 +64,8 @@ static int parse_args(int argc, char **argv, opts *o)
             o->model = v;
         else if (!strcmp(a, "-z"))
             o->tokenizer = v;
+        else if (!strcmp(a, "--family"))
+            o->family = v;
         else if (!strcmp(a, "-p"))
             o->prompt = v;
         else if (!strcmp(a, "--prompt-ids"))
@@ -147,6 +149,7 @@ int main(int argc, char **argv)
     kp_model_params mp;
     kp_model_params_init(&mp);
     mp.tokenizer_path = o.tokenizer;
+    mp.family = o.family;
     mp.n_threads = o.threads;
     kp_model *m = NULL;
     kp_status st = kp_model_load(o.model, &mp, &m);

@@ -10,6 +10,7 @@
 
 #include "internal.h"
 #include "model/model.h"
+#include "tokenizer/tokenizer.h"
 
 typedef enum chat_family { FAM_LLAMA3, FAM_CHATML, FAM_LLAMA2 } chat_family;
 
@@ -416,8 +417,11 @@ kp_status kp_chat_format(const kp_model *m, const kp_chat_msg *msgs, size_t n, i
         *len = 0;
     if (!m)
         return kp_fail(KP_ERR_INVALID_ARG, "kp_chat_format: NULL model");
-    if (!m->chat_template)
+    /* One home for the template: the tokenizer, which GGUF vocabularies, tokenizer_config.json
+     * and chat_template.jinja all fill. */
+    const char *tmpl = m->tok ? m->tok->chat_template : NULL;
+    if (!tmpl)
         return kp_fail(KP_ERR_NOT_FOUND,
-                       "chat: the model file has no chat template; use kp_chat_format_template with a family name");
-    return kp_chat_format_template(m->chat_template, msgs, n, add_assistant, buf, cap, len);
+                       "chat: the model has no chat template; use kp_chat_format_template with a family name");
+    return kp_chat_format_template(tmpl, msgs, n, add_assistant, buf, cap, len);
 }

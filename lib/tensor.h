@@ -18,7 +18,12 @@ struct kp_tensor {
     void *data;             /* device pointer for `device` */
     size_t nbytes;
     kp_device device;
-    int owned;              /* data was allocated by a backend and must be released by it */
+    int owned;              /* data (nbytes) was allocated with the tensor list's allocator by the
+                               format reader (a converted copy) and is freed with the list */
+    /* Multiply in float arithmetic with the weights widened exactly and the activations left in
+     * F32 (Hugging Face transformers, KuiperLLama), instead of rounding the activations to the
+     * weight's type first as ggml and llama2.c runq do. */
+    int f32_acts;
     /* KP_DTYPE_I8G only: int8 values at `data`, one float scale per `group` consecutive
      * elements of the flattened tensor at `scales`. */
     const float *scales;

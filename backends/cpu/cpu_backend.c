@@ -66,7 +66,7 @@ static void cpu_embedding(kp_backend *be, float *out, const kp_tensor *table, co
                           int n)
 {
     (void)be;
-    const kp_cpu_wtype *wt = kp_cpu_wtype_get(table->dtype);
+    const kp_cpu_wtype *wt = kp_cpu_wtype_for(table);
     if (!wt)
         return;
     for (int t = 0; t < n; t++)
@@ -114,7 +114,7 @@ static void mm_task(void *p, int64_t r0, int64_t r1)
 static void cpu_matmul(kp_backend *be, float *y, const kp_tensor *w, const float *x, int n,
                        void *work)
 {
-    const kp_cpu_wtype *wt = kp_cpu_wtype_get(w->dtype);
+    const kp_cpu_wtype *wt = kp_cpu_wtype_for(w);
     if (!wt || n <= 0)
         return;
     const int64_t cols = w->ne[0], rows = kp_tensor_nrows(w);

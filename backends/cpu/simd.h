@@ -34,8 +34,11 @@ static inline size_t kp_cpu_i8g_scales_offset(int64_t cols, int n)
  * float and scales are indexed by flattened element (KuiperLLama's int8 kernel). */
 static inline int kp_cpu_i8g_quantizes(const kp_tensor *w)
 {
-    return w->group > 0 && w->ne[0] % w->group == 0;
+    return !w->f32_acts && w->group > 0 && w->ne[0] % w->group == 0;
 }
+
+/* F16, BF16 and I8G weights with f32_acts set (wtype_widen.c). */
+extern const kp_cpu_wtype kp_cpu_widen;
 
 /* ---- per-ISA tables; present only in x86 builds */
 #if defined(KP_CPU_X86)

@@ -42,3 +42,10 @@ const kp_cpu_wtype *kp_cpu_wtype_get_isa(kp_dtype t, kp_isa isa)
 }
 
 const kp_cpu_wtype *kp_cpu_wtype_get(kp_dtype t) { return kp_cpu_wtype_get_isa(t, kp_cpu_isa()); }
+
+const kp_cpu_wtype *kp_cpu_wtype_for(const kp_tensor *w)
+{
+    if (w->f32_acts && (w->dtype == KP_DTYPE_F16 || w->dtype == KP_DTYPE_BF16 || w->dtype == KP_DTYPE_I8G))
+        return &kp_cpu_widen;
+    return kp_cpu_wtype_get(w->dtype);
+}

@@ -25,6 +25,9 @@ typedef struct kp_cpu_wtype {
 
 /* Traits for dtype `t` at the current ISA level (kp_cpu_isa()), NULL if unsupported. */
 const kp_cpu_wtype *kp_cpu_wtype_get(kp_dtype t);
+/* Traits for multiplying by `w` at the current level: as kp_cpu_wtype_get(w->dtype), except that
+ * weights flagged f32_acts keep the activations in float. */
+const kp_cpu_wtype *kp_cpu_wtype_for(const kp_tensor *w);
 /* Traits at an explicit level (falls back to the best lower level that has the type). */
 const kp_cpu_wtype *kp_cpu_wtype_get_isa(kp_dtype t, kp_isa isa);
 

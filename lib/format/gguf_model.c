@@ -1,6 +1,7 @@
 /* GGUF model reader: the architecture config from metadata, the tensors (borrowed from the
- * mapping under their canonical names), the chat template and the vocabulary. Shapes are
- * validated against the config by kp_model_bind afterwards. */
+ * mapping under their canonical names) and the vocabulary. Shapes are
+ * validated against the config by kp_model_bind afterwards. The chat template travels with the
+ * vocabulary (gguf_vocab.c). */
 #include <stdio.h>
 #include <string.h>
 
@@ -69,11 +70,12 @@ static kp_status read_config(kp_model *m, const kp_gguf *g)
         return kp_fail(KP_ERR_FORMAT, "GGUF: required metadata key 'general.architecture' is missing");
     if (st)
         return st;
-    int is_llama = kp_gguf_str_eq(arch_s, "llama"), is_qwen2 = kp_gguf_str_eq(arch_s, "qwen2");
-    if (!is_llama && !is_qwen2)
-        return kp_fail(KP_ERR_UNSUPPORTED, "GGUF: architecture '%.*s' is not supported (llama and qwen2 are)",
+    int is_llama = kp_gguf_str_eq(arch_s, "llama"), is_qwen2 = kp_gguf_str_eq(arch_s, "qwen2"),
+        is_qwen3 = kp_gguf_str_eq(arch_s, "qwen3");
+    if (!is_llama && !is_qwen2 && !is_qwen3)
+        return kp_fail(KP_ERR_UNSUPPORTED, "GGUF: architecture '%.*s' is not supported (llama, qwen2 and qwen3 are)",
                        (int)(arch_s.n < 64 ? arch_s.n : 64), arch_s.p);
-    const char *arch = is_llama ? "llama" : "qwen2";
+    const char *arch = is_llama ? "llama" : is_qwen2 ? "qwen2" : "qwen3";
     snprintf(c->arch, sizeof c->arch, "%s", arch);
     const int64_t BIG = 1 << 24; /* far above any real width, keeps products in range */
     if ((st = arch_int(g, arch, "embedding_length", 1, 1 << 20, -1, &c->n_embd)) ||
@@ -104,9 +106,10 @@ static kp_status read_config(kp_model *m, const kp_gguf *g)
         return st;
     c->rope_theta = (float)theta;
     c->rms_eps = (float)eps;
-    /* llama.cpp's LLAMA rotates adjacent pairs, QWEN2 the two halves (NEOX) */
-    c->rope_style = is_qwen2 ? KP_ROPE_NEOX : KP_ROPE_NORM;
+    /* llama.cpp's LLAMA rotates adjacent pairs, QWEN2 and QWEN3 the two halves (NEOX) */
+    c->rope_style = is_llama ? KP_ROPE_NORM : KP_ROPE_NEOX;
     c->qkv_bias = kp_gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL;
+    c->qk_norm = is_qwen3;
     c->tied_output = kp_gguf_find_tensor(g, "output.weight") == NULL;
     c->stop_on_bos = 0;
     const kp_gguf_tensor *emb = kp_gguf_find_tensor(g, "token_embd.weight");
@@ -134,28 +137,13 @@ static kp_status add_tensors(kp_model *m, const kp_gguf *g)
     return KP_OK;
 }
 
-static kp_status read_chat_template(kp_model *m, const kp_gguf *g)
-{
-    if (!kp_gguf_find(g, "tokenizer.chat_template"))
-        return KP_OK;
-    kp_gguf_str s;
-    kp_status st = kp_gguf_get_str(g, "tokenizer.chat_template", &s);
-    if (st)
-        return st;
-    m->chat_template = kp_strndup(m->alloc, s.p, s.n);
-    if (!m->chat_template)
-        return KP_ERR_OUT_OF_MEMORY;
-    m->chat_template_size = s.n + 1;
-    return KP_OK;
-}
-
 kp_status kp_gguf_read_model(kp_model *m)
 {
     kp_gguf *g = NULL;
     kp_status st = kp_gguf_open(m->alloc, m->file.data, m->file.size, &g);
     if (st)
         return st;
-    if ((st = read_config(m, g)) || (st = add_tensors(m, g)) || (st = read_chat_template(m, g)))
+    if ((st = read_config(m, g)) || (st = add_tensors(m, g)))
         goto done;
     if (kp_gguf_find(g, "tokenizer.ggml.model")) {
         if ((st = kp_gguf_vocab_tokenizer(m->alloc, g, &m->tok)))

@@ -4,22 +4,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../model/model.h"
+#include "llama2c.h"
 
 #define L2C_MAGIC 0x616b3432u
 #define L2C_HEADER_V12 256
 
-typedef struct l2c_cursor {
-    const uint8_t *base;
-    size_t size, off;
-    const char *path_hint;
-} l2c_cursor;
 
-typedef struct l2c_hparams {
-    int32_t dim, hidden, n_layers, n_heads, n_kv_heads, vocab, seq_len;
-} l2c_hparams;
-
-static kp_status check_hparams(const l2c_hparams *h, int version)
+kp_status kp_l2c_check_hparams(const l2c_hparams *h, int version)
 {
     if (h->dim <= 0 || h->hidden <= 0 || h->n_layers <= 0 || h->n_heads <= 0 || h->n_kv_heads <= 0 ||
         h->vocab == 0 || h->vocab == INT32_MIN || h->seq_len <= 0)
@@ -42,7 +33,7 @@ static kp_status check_hparams(const l2c_hparams *h, int version)
 }
 
 /* Takes `nbytes` at the cursor, failing with the tensor's name if the file is too short. */
-static kp_status take(l2c_cursor *c, size_t nbytes, const char *what, const uint8_t **out)
+kp_status kp_l2c_take(l2c_cursor *c, size_t nbytes, const char *what, const uint8_t **out)
 {
     if (nbytes > c->size - c->off)
         return kp_fail(KP_ERR_FORMAT,
@@ -53,11 +44,11 @@ static kp_status take(l2c_cursor *c, size_t nbytes, const char *what, const uint
     return KP_OK;
 }
 
-static kp_status add_f32(kp_model *m, l2c_cursor *c, const char *name, int64_t ne0, int64_t ne1)
+kp_status kp_l2c_add_f32(kp_model *m, l2c_cursor *c, const char *name, int64_t ne0, int64_t ne1)
 {
     const uint8_t *p = NULL;
     int64_t ne[2] = {ne0, ne1};
-    kp_status st = take(c, (size_t)(ne0 * ne1) * 4, name, &p);
+    kp_status st = kp_l2c_take(c, (size_t)(ne0 * ne1) * 4, name, &p);
     if (st)
         return st;
     kp_tensor t;
@@ -66,7 +57,7 @@ static kp_status add_f32(kp_model *m, l2c_cursor *c, const char *name, int64_t n
 }
 
 /* v2: the int8 values of a tensor, then its float scales (one per `gs` flattened elements). */
-static kp_status add_i8g(kp_model *m, l2c_cursor *c, const char *name, int64_t ne0, int64_t ne1, int32_t gs)
+kp_status kp_l2c_add_i8g(kp_model *m, l2c_cursor *c, const char *name, int64_t ne0, int64_t ne1, int32_t gs)
 {
     size_t n = (size_t)(ne0 * ne1);
     if (n % (size_t)gs || ne0 % gs)
@@ -74,9 +65,9 @@ static kp_status add_i8g(kp_model *m, l2c_cursor *c, const char *name, int64_t n
                        "llama2.c v2 tensor '%s' has rows of %lld, not a multiple of the group size %d",
                        name, (long long)ne0, gs);
     const uint8_t *q = NULL, *s = NULL;
-    kp_status st = take(c, n, name, &q);
+    kp_status st = kp_l2c_take(c, n, name, &q);
     if (!st)
-        st = take(c, n / (size_t)gs * 4, name, &s);
+        st = kp_l2c_take(c, n / (size_t)gs * 4, name, &s);
     if (st)
         return st;
     if ((uintptr_t)s % 4)
@@ -96,7 +87,7 @@ static kp_status add_f32_any(kp_model *m, l2c_cursor *c, const char *name, int64
                              int32_t gs)
 {
     (void)gs;
-    return add_f32(m, c, name, ne0, ne1);
+    return kp_l2c_add_f32(m, c, name, ne0, ne1);
 }
 
 /* One tensor per layer: blk.<l>.<kind>.weight for l in 0..L-1, each (ne0 x ne1). */
@@ -161,16 +152,16 @@ static kp_status read_v0(kp_model *m, l2c_cursor *c)
 {
     l2c_hparams h;
     const uint8_t *p = NULL;
-    kp_status st = take(c, 28, "header", &p);
+    kp_status st = kp_l2c_take(c, 28, "header", &p);
     if (st)
         return st;
     memcpy(&h, p, 28);
-    if ((st = check_hparams(&h, 0)))
+    if ((st = kp_l2c_check_hparams(&h, 0)))
         return st;
     int shared = h.vocab > 0;
     fill_config(m, &h, shared);
     int64_t V = m->cfg.n_vocab, hs = m->cfg.head_dim;
-    if ((st = add_f32(m, c, "token_embd.weight", h.dim, V)) || (st = add_norms(m, c, &h, "attn_norm")))
+    if ((st = kp_l2c_add_f32(m, c, "token_embd.weight", h.dim, V)) || (st = add_norms(m, c, &h, "attn_norm")))
         return st;
     /* v0 stores the per-kind blocks with the FFN norms between wo and w1. */
     int64_t dim = h.dim, hid = h.hidden, kv = hs * h.n_kv_heads;
@@ -182,12 +173,12 @@ static kp_status read_v0(kp_model *m, l2c_cursor *c)
         (st = add_layers(m, c, &h, "ffn_gate", dim, hid, add_f32_any, 0)) ||
         (st = add_layers(m, c, &h, "ffn_down", hid, dim, add_f32_any, 0)) ||
         (st = add_layers(m, c, &h, "ffn_up", dim, hid, add_f32_any, 0)) ||
-        (st = add_f32(m, c, "output_norm.weight", dim, 1)))
+        (st = kp_l2c_add_f32(m, c, "output_norm.weight", dim, 1)))
         return st;
     /* The stored RoPE tables are recomputed at run time, as llama2.c does. */
-    if ((st = take(c, (size_t)h.seq_len * (size_t)hs * 4, "RoPE tables", &p)))
+    if ((st = kp_l2c_take(c, (size_t)h.seq_len * (size_t)hs * 4, "RoPE tables", &p)))
         return st;
-    if (!shared && (st = add_f32(m, c, "output.weight", dim, V)))
+    if (!shared && (st = kp_l2c_add_f32(m, c, "output.weight", dim, V)))
         return st;
     return KP_OK;
 }
@@ -195,12 +186,12 @@ static kp_status read_v0(kp_model *m, l2c_cursor *c)
 static kp_status read_v12(kp_model *m, l2c_cursor *c, int version)
 {
     const uint8_t *p = NULL;
-    kp_status st = take(c, L2C_HEADER_V12, "header", &p);
+    kp_status st = kp_l2c_take(c, L2C_HEADER_V12, "header", &p);
     if (st)
         return st;
     l2c_hparams h;
     memcpy(&h, p + 8, 28);
-    if ((st = check_hparams(&h, version)))
+    if ((st = kp_l2c_check_hparams(&h, version)))
         return st;
     if (h.vocab < 0)
         return kp_fail(KP_ERR_FORMAT, "llama2.c v%d header has a negative vocab size %d", version, h.vocab);
@@ -216,17 +207,17 @@ static kp_status read_v12(kp_model *m, l2c_cursor *c, int version)
     fill_config(m, &h, shared);
     int64_t V = m->cfg.n_vocab;
     if ((st = add_norms(m, c, &h, "attn_norm")) || (st = add_norms(m, c, &h, "ffn_norm")) ||
-        (st = add_f32(m, c, "output_norm.weight", h.dim, 1)))
+        (st = kp_l2c_add_f32(m, c, "output_norm.weight", h.dim, 1)))
         return st;
     if (version == 1) {
-        if ((st = add_f32(m, c, "token_embd.weight", h.dim, V)) || (st = add_matrices(m, c, &h, add_f32_any, 0)))
+        if ((st = kp_l2c_add_f32(m, c, "token_embd.weight", h.dim, V)) || (st = add_matrices(m, c, &h, add_f32_any, 0)))
             return st;
-        if (!shared && (st = add_f32(m, c, "output.weight", h.dim, V)))
+        if (!shared && (st = kp_l2c_add_f32(m, c, "output.weight", h.dim, V)))
             return st;
     } else {
-        if ((st = add_i8g(m, c, "token_embd.weight", h.dim, V, gs)) || (st = add_matrices(m, c, &h, add_i8g, gs)))
+        if ((st = kp_l2c_add_i8g(m, c, "token_embd.weight", h.dim, V, gs)) || (st = add_matrices(m, c, &h, kp_l2c_add_i8g, gs)))
             return st;
-        if (!shared && (st = add_i8g(m, c, "output.weight", h.dim, V, gs)))
+        if (!shared && (st = kp_l2c_add_i8g(m, c, "output.weight", h.dim, V, gs)))
             return st;
     }
     return KP_OK;

@@ -55,11 +55,15 @@ static uint64_t fingerprint(const kp_model *m)
     uint64_t h = kp_fnv1a64(KP_FNV64_INIT, c->arch, strnlen(c->arch, sizeof c->arch));
     h = kp_fnv1a64(h, ints, sizeof ints);
     h = kp_fnv1a64(h, floats, sizeof floats);
+    if (c->qk_norm) /* only when set, so fingerprints saved before the field existed still match */
+        h = kp_fnv1a64(h, &c->qk_norm, sizeof c->qk_norm);
     for (size_t i = 0; i < m->tensors.n; i++) {
         const kp_tensor *t = &m->tensors.items[i];
         h = kp_fnv1a64(h, t->name, strlen(t->name));
         h = kp_fnv1a64(h, &t->dtype, sizeof t->dtype);
         h = kp_fnv1a64(h, t->ne, sizeof t->ne);
+        if (t->f32_acts)
+            h = kp_fnv1a64(h, &t->f32_acts, sizeof t->f32_acts);
         if (t->device == KP_DEVICE_CPU && t->data && t->nbytes) {
             size_t k = t->nbytes < 64 ? t->nbytes : 64;
             h = kp_fnv1a64(h, t->data, k);
@@ -107,6 +111,10 @@ kp_status kp_model_bind(kp_model *m)
         BIND(w_gate, "ffn_gate.weight", E, F, MATRIX, 0);
         BIND(w_up, "ffn_up.weight", E, F, MATRIX, 0);
         BIND(w_down, "ffn_down.weight", F, E, MATRIX, 0);
+        if (c->qk_norm) {
+            BIND(q_norm, "attn_q_norm.weight", c->head_dim, 1, NORM_VEC, 0);
+            BIND(k_norm, "attn_k_norm.weight", c->head_dim, 1, NORM_VEC, 0);
+        }
         if (c->qkv_bias) {
             BIND(bq, "attn_q.bias", q_dim, 1, NORM_VEC, 0);
             BIND(bk, "attn_k.bias", kv_dim, 1, NORM_VEC, 0);

@@ -1,4 +1,4 @@
-/* The one decoder: Llama 2/3, Qwen2 and relatives differ only in kp_model_config flags.
+/* The one decoder: Llama 2/3, Qwen2/3 and relatives differ only in kp_model_config flags.
  * Every op goes through the backend vtable; shapes are noted as [rows][cols] per token. */
 #include <math.h>
 #include <string.h>
@@ -28,6 +28,10 @@ static void forward_layers(kp_session *s, const int32_t *ids, int32_t nb, int32_
             op->add_row(be, a->q, w->bq->data, nb, q_dim);
             op->add_row(be, a->k, w->bk->data, nb, kv_dim);
             op->add_row(be, a->v, w->bv->data, nb, kv_dim);
+        }
+        if (c->qk_norm) { /* each head's row of head_dim is normalised on its own */
+            op->rmsnorm(be, a->q, a->q, w->q_norm->data, nb * c->n_head, hd, c->rms_eps);
+            op->rmsnorm(be, a->k, a->k, w->k_norm->data, nb * c->n_head_kv, hd, c->rms_eps);
         }
         op->rope(be, a->q, nb, c->n_head, hd, pos, c->rope_theta, ff, c->rope_style);
         op->rope(be, a->k, nb, c->n_head_kv, hd, pos, c->rope_theta, ff, c->rope_style);

@@ -1,6 +1,7 @@
 /* The public tokenizer API: loading by file type, and encode/decode over the shared tables. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../mapfile.h"
 #include "tokenizer.h"
@@ -51,6 +52,40 @@ kp_status kp_tokenizer_set_pieces(kp_tokenizer *t, const char *const *bytes, con
         off += lens[i];
     }
     t->piece_off[t->n_vocab] = off;
+    return KP_OK;
+}
+
+kp_status kp_tokenizer_pad(kp_tokenizer *t, int32_t n_vocab)
+{
+    const int32_t old = t->n_vocab;
+    if (n_vocab == old)
+        return KP_OK;
+    /* llama2.c's tables are sized by n_vocab too; they are always built at the model's size */
+    if (n_vocab < old || n_vocab > (1 << 24) || !strcmp(t->vt->name, "llama2c"))
+        return kp_fail(KP_ERR_TOKENIZER_MISMATCH, "the tokenizer has %d ids, the model %d", old, n_vocab);
+    const kp_allocator *a = t->alloc;
+    const size_t n = (size_t)n_vocab, o = (size_t)old;
+    uint32_t *off = kp_alloc(a, (n + 1) * sizeof *off);
+    uint8_t *type = kp_alloc(a, n), *eog = kp_calloc(a, n, 1);
+    if (!off || !type || !eog) {
+        kp_dealloc(a, off, (n + 1) * sizeof *off);
+        kp_dealloc(a, type, n);
+        kp_dealloc(a, eog, n);
+        return KP_ERR_OUT_OF_MEMORY;
+    }
+    memcpy(off, t->piece_off, (o + 1) * sizeof *off);
+    for (size_t i = o + 1; i <= n; i++)
+        off[i] = off[o];
+    memcpy(type, t->type, o);
+    memset(type + o, KP_TOKEN_UNUSED, n - o);
+    memcpy(eog, t->eog, o);
+    kp_dealloc(a, t->piece_off, (o + 1) * sizeof *off);
+    kp_dealloc(a, t->type, o);
+    kp_dealloc(a, t->eog, o);
+    t->piece_off = off;
+    t->type = type;
+    t->eog = eog;
+    t->n_vocab = n_vocab;
     return KP_OK;
 }
 
@@ -106,6 +141,15 @@ kp_status kp_tokenizer_load(const char *path, const kp_tokenizer_params *p, kp_t
     if (dp.n_vocab < 0)
         return kp_fail(KP_ERR_INVALID_ARG, "n_vocab %d is negative", dp.n_vocab);
     const kp_allocator *a = kp_allocator_or_default(dp.allocator);
+    /* A Hugging Face model folder holds its tokenizer as tokenizer.json */
+    char in_dir[4096];
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        int n = snprintf(in_dir, sizeof in_dir, "%s/tokenizer.json", path);
+        if (n < 0 || (size_t)n >= sizeof in_dir)
+            return kp_fail(KP_ERR_INVALID_ARG, "path '%s' is too long", path);
+        path = in_dir;
+    }
     kp_mapped_file f;
     kp_status st = kp_file_map(path, &f);
     if (st)

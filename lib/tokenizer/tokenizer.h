@@ -66,6 +66,10 @@ struct kp_tokenizer {
 
 /* Allocates the shared tables for n_vocab ids (pieces empty, types NORMAL, specials -1). */
 kp_status kp_tokenizer_alloc(const kp_allocator *a, int32_t n_vocab, kp_tokenizer **out);
+/* Grows the vocabulary to n_vocab ids (>= the current count) with empty, unused padding ids, for
+ * models whose embedding has more rows than the tokenizer has ids (Qwen: 151936 vs 151669).
+ * Encoding never produces them; decoding one gives no text. */
+kp_status kp_tokenizer_pad(kp_tokenizer *t, int32_t n_vocab);
 /* Sets the pieces from a builder: call with each id's bytes in order 0..n_vocab-1. */
 kp_status kp_tokenizer_set_pieces(kp_tokenizer *t, const char *const *bytes, const uint32_t *lens);
 

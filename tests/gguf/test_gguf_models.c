@@ -21,6 +21,7 @@
 
 #include "kuiper/kuiper.h"
 #include "lib/model/model.h"
+#include "lib/tokenizer/tokenizer.h"
 #include "testdata.h"
 
 typedef enum { K_F32, K_F16, K_QUANT } kind;
@@ -409,9 +410,9 @@ static void test_configs(void **state)
     assert_true(c->rope_theta == 500000.0f);
     assert_non_null(m->rope_freqs);
     assert_int_equal(c->n_ctx, 2048);
-    assert_non_null(m->chat_template);
-    assert_int_equal(strlen(m->chat_template), 389);
     const kp_tokenizer *t = kp_model_tokenizer_borrow(m);
+    assert_non_null(t->chat_template);
+    assert_int_equal(strlen(t->chat_template), 389);
     assert_int_equal(kp_tokenizer_n_vocab(t), 128256);
     assert_int_equal(kp_tokenizer_bos(t), 128000);
     assert_int_equal(kp_tokenizer_eos(t), 128009);
