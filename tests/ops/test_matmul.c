@@ -92,7 +92,7 @@ static void reference(const tw *w, const float *x, int n, double *ref, double *b
 {
     const int64_t cols = w->t.ne[0], rows = w->t.ne[1];
     const int G = w->t.group;
-    const int quantized = w->t.dtype == KP_DTYPE_I8G && G > 0 && cols % G == 0;
+    const int quantized = !w->t.f32_acts && w->t.dtype == KP_DTYPE_I8G && G > 0 && cols % G == 0;
     int8_t *xq = xmalloc((size_t)cols);
     float *xs = xmalloc((size_t)cols * 4);
     double *xr = xmalloc((size_t)cols * 8);
@@ -100,7 +100,8 @@ static void reference(const tw *w, const float *x, int n, double *ref, double *b
         const float *xt = x + (int64_t)t * cols;
         for (int64_t c = 0; c < cols; c++) {
             /* what the type's prepare step feeds the dot product */
-            xr[c] = w->t.dtype == KP_DTYPE_F16    ? ref_half(kp_f32_to_f16(xt[c]))
+            xr[c] = w->t.f32_acts                ? xt[c]
+                    : w->t.dtype == KP_DTYPE_F16  ? ref_half(kp_f32_to_f16(xt[c]))
                     : w->t.dtype == KP_DTYPE_BF16 ? ref_bf16(to_bf16(xt[c]))
                                                   : xt[c];
         }
@@ -476,6 +477,47 @@ static void test_backend_matmul(void **state)
     be->ops->destroy(be);
 }
 
+/* Weights flagged f32_acts (Hugging Face, KuiperLLama) keep the activations in float: every
+ * level against the double reference, with rows longer than one widened slice, token counts
+ * past one pass of partial sums, and I8G groups that straddle rows. */
+static void test_f32_acts(void **state)
+{
+    (void)state;
+    test_rng rng = {91};
+    static const struct {
+        kp_dtype dt;
+        int G;
+    } cases[] = {{KP_DTYPE_F16, 0}, {KP_DTYPE_BF16, 0}, {KP_DTYPE_I8G, 64}, {KP_DTYPE_I8G, 4}};
+    static const int NS[] = {1, 7, 70};
+    kp_backend *be = new_backend(2);
+    char what[128];
+    for (size_t d = 0; d < sizeof cases / sizeof cases[0]; d++)
+        for (size_t ni = 0; ni < 3; ni++) {
+            const int64_t rows = 37, cols = 1100;
+            const int n = NS[ni];
+            float *v = xmalloc((size_t)(rows * cols) * 4), *x = xmalloc((size_t)(n * cols) * 4);
+            fill_gauss(&rng, v, (size_t)(rows * cols), 0.5f);
+            fill_gauss(&rng, x, (size_t)(n * cols), 1.0f);
+            tw w;
+            tw_make(&w, cases[d].dt, rows, cols, cases[d].G, v);
+            w.t.f32_acts = 1;
+            double *ref = xmalloc((size_t)(n * rows) * 8), *bound = xmalloc((size_t)(n * rows) * 8);
+            reference(&w, x, n, ref, bound);
+            float *y = xmalloc((size_t)(n * rows) * 4);
+            for (int l = 0; l <= (int)kp_cpu_isa_detected(); l++) {
+                kp_isa old = kp_cpu_isa_cap((kp_isa)l);
+                snprintf(what, sizeof what, "f32_acts %s G=%d n=%d cap %s", kp_dtype_name(cases[d].dt), cases[d].G,
+                         n, kp_isa_name((kp_isa)l));
+                run_backend(be, &w, x, n, y);
+                kp_cpu_isa_cap(old);
+                check_close(y, ref, bound, (size_t)(n * rows), 1.0, what);
+            }
+            free(v), free(x), free(ref), free(bound), free(y);
+            tw_free(&w);
+        }
+    be->ops->destroy(be);
+}
+
 /* The same matmul on 1, 2 and 3 threads gives the same bits (rows never depend on how the
  * row range is cut). Shapes leave partial 4-row blocks. */
 static void test_threads_identical(void **state)
@@ -556,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_i8g_prepare_rounding),
         cmocka_unit_test(test_i8g_groups_cross_rows),
         cmocka_unit_test(test_backend_matmul),
+        cmocka_unit_test(test_f32_acts),
         cmocka_unit_test(test_threads_identical),
         cmocka_unit_test(test_batch_equals_single),
     };
