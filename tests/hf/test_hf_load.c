@@ -516,13 +516,15 @@ static void test_not_a_model(void **state)
         size_t n;
         const char *needle;
     } cases[] = {
-        {"PK\x03\x04 rest of a zip", 20, "zip archive"},
-        {"\x80\x02}q\x00(X\x05", 10, "pickle"},
-        {"{\"version\": \"1.0\"}", 18, "JSON file"},
-        {"Once upon a time there was a model file that was not a model file at all.", 73, "text file"},
-        {"\x01\x02\x03\xff\xfe\xfd\x00\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff\x00\x01\x02\x03"
-         "\x04\x05\x06",
-         30, "first bytes 01 02 03 ff"},
+#define LIT(s) s, sizeof s - 1
+        {LIT("PK\x03\x04 rest of a zip"), "zip archive"},
+        {LIT("\x80\x02}q\x00(X\x05"), "pickle"},
+        {LIT("{\"version\": \"1.0\"}"), "JSON file"},
+        {LIT("Once upon a time there was a model file that was not a model file at all."), "text file"},
+        {LIT("\x01\x02\x03\xff\xfe\xfd\x00\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff\x00"
+             "\x01\x02\x03\x04\x05\x06"),
+         "first bytes 01 02 03 ff"},
+#undef LIT
     };
     snprintf(path, sizeof path, "%s/x.bin", tmp);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
