@@ -50,7 +50,7 @@ void kp_buf_init(kp_buf *b, const kp_allocator *a)
     b->alloc = kp_allocator_or_default(a);
 }
 
-kp_status kp_buf_append(kp_buf *b, const void *p, size_t n)
+static kp_status buf_reserve(kp_buf *b, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         size_t nc = b->cap ? b->cap : 64;
@@ -62,6 +62,28 @@ kp_status kp_buf_append(kp_buf *b, const void *p, size_t n)
         b->data = d;
         b->cap = nc;
     }
+    return KP_OK;
+}
+
+kp_status kp_buf_append_own(kp_buf *b, size_t off, size_t n)
+{
+    if (off > b->len || n > b->len - off)
+        return kp_fail(KP_ERR_INTERNAL, "kp_buf_append_own: [%zu, +%zu) is outside %zu bytes", off, n, b->len);
+    kp_status st = buf_reserve(b, n);
+    if (st)
+        return st;
+    /* the source is read only after the growth, from the buffer's current address */
+    memcpy(b->data + b->len, b->data + off, n);
+    b->len += n;
+    b->data[b->len] = 0;
+    return KP_OK;
+}
+
+kp_status kp_buf_append(kp_buf *b, const void *p, size_t n)
+{
+    kp_status st = buf_reserve(b, n);
+    if (st)
+        return st;
     if (n)
         memcpy(b->data + b->len, p, n);
     b->len += n;

@@ -26,6 +26,7 @@ const char *kp_status_str(kp_status st)
     case KP_ERR_INTERNAL: return "KP_ERR_INTERNAL: internal error";
     case KP_ERR_NOT_FOUND: return "KP_ERR_NOT_FOUND: not found";
     case KP_ERR_MODEL_MISMATCH: return "KP_ERR_MODEL_MISMATCH: made with another model";
+    case KP_ERR_BUSY: return "KP_ERR_BUSY: the session is in use by kp_generate";
     }
     return "KP_ERR_UNKNOWN: unknown status";
 }

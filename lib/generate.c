@@ -29,7 +29,10 @@ static int emit(gen_state *g, int32_t id, int is_prompt, const char *text, size_
         return 0;
     kp_token_event ev = {id, is_prompt, text ? text : "", len, logits,
                          logits ? (size_t)g->s->m->cfg.n_vocab : 0};
-    return g->p->on_token(g->p->user, &ev) != 0;
+    g->s->in_callback = 1;
+    int stop = g->p->on_token(g->p->user, &ev) != 0;
+    g->s->in_callback = 0;
+    return stop;
 }
 
 /* Length of the longest suffix of `t` that is a proper prefix of some stop string. */
@@ -220,6 +223,8 @@ kp_status kp_generate(kp_session *s, const int32_t *prompt, size_t n_prompt, con
     if (!s)
         return kp_fail(KP_ERR_INVALID_ARG, "kp_generate: session is NULL");
     s->err[0] = 0;
+    if (kp_session_check_idle(s, "kp_generate"))
+        return KP_ERR_BUSY;
     kp_generate_params dp;
     kp_generate_params_init(&dp);
     if (p) {

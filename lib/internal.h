@@ -79,7 +79,10 @@ typedef struct kp_buf {
 } kp_buf;
 
 void kp_buf_init(kp_buf *b, const kp_allocator *a);
+/* `p` must not point into b's own data: growing may move it. Use kp_buf_append_own for that. */
 kp_status kp_buf_append(kp_buf *b, const void *p, size_t n);
+/* Appends a copy of b's own bytes [off, off + n), which stay valid across the growth. */
+kp_status kp_buf_append_own(kp_buf *b, size_t off, size_t n);
 void kp_buf_free(kp_buf *b);
 
 /* FNV-1a over bytes, continuing from `h` (start with KP_FNV64_INIT): fingerprints and checksums

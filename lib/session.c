@@ -198,12 +198,22 @@ void kp_session_free(kp_session *s)
     kp_dealloc(s->alloc, s, sizeof *s);
 }
 
+kp_status kp_session_check_idle(kp_session *s, const char *what)
+{
+    if (!s->in_callback)
+        return KP_OK;
+    return kp_session_fail(s, kp_fail(KP_ERR_BUSY, "%s: called from inside a kp_generate callback on the same "
+                                                   "session", what));
+}
+
 kp_status kp_session_eval(kp_session *s, const int32_t *ids, size_t n, uint32_t flags)
 {
     kp_clear_error();
     if (!s)
         return kp_fail(KP_ERR_INVALID_ARG, "kp_session_eval: session is NULL");
     s->err[0] = 0;
+    if (kp_session_check_idle(s, "kp_session_eval"))
+        return KP_ERR_BUSY;
     if (!ids && n)
         return kp_session_fail(s, kp_fail(KP_ERR_INVALID_ARG, "kp_session_eval: ids is NULL"));
     if (flags & ~(KP_EVAL_LOGITS_LAST | KP_EVAL_LOGITS_ALL))
@@ -246,6 +256,8 @@ kp_status kp_session_truncate(kp_session *s, int32_t n_keep)
     kp_clear_error();
     if (!s)
         return kp_fail(KP_ERR_INVALID_ARG, "kp_session_truncate: session is NULL");
+    if (kp_session_check_idle(s, "kp_session_truncate"))
+        return KP_ERR_BUSY;
     if (n_keep < 0 || n_keep > s->n_past)
         return kp_session_fail(s, kp_fail(KP_ERR_INVALID_ARG, "n_keep %d is outside [0, %d]", n_keep, s->n_past));
     s->n_past = n_keep; /* later positions are overwritten before they are read again */

@@ -35,8 +35,12 @@ struct kp_session {
     int32_t n_logits;
     int32_t *tokens;           /* ids evaluated so far, [n_ctx] */
     atomic_int cancel;
+    int in_callback; /* kp_generate is inside on_token: calls that change the session are refused */
     char err[256];
 };
+
+/* KP_ERR_BUSY (recorded on the session) while kp_generate is calling back, else KP_OK. */
+kp_status kp_session_check_idle(kp_session *s, const char *what);
 
 /* Records a failure on the session and in the thread's last error; returns st. */
 kp_status kp_session_fail(kp_session *s, kp_status st);

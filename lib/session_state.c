@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "session.h"
 
@@ -94,6 +95,42 @@ done:
     return st ? kp_session_fail((kp_session *)s, st) : KP_OK;
 }
 
+/* Index of the first NaN or infinity among the n floats (f16 when `half`) at p, or -1. The
+ * checksum only proves the file is what was saved; a session that held such values (or a
+ * forged file) must not load and poison every later logit. */
+static long first_non_finite(const unsigned char *p, size_t n, int half)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (half) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            if ((h & 0x7c00u) == 0x7c00u)
+                return (long)i;
+        } else {
+            uint32_t w;
+            memcpy(&w, p + 4 * i, 4);
+            if ((w & 0x7f800000u) == 0x7f800000u)
+                return (long)i;
+        }
+    }
+    return -1;
+}
+
+/* Checks the part [lo, hi) of the body chunk that starts at body offset `at` (n bytes at p). */
+static kp_status check_finite(const unsigned char *p, size_t at, size_t n, size_t lo, size_t hi, int half,
+                              const char *what, const char *path)
+{
+    size_t b = at > lo ? at : lo, e = at + n < hi ? at + n : hi;
+    if (b >= e)
+        return KP_OK;
+    size_t es = half ? 2 : 4;
+    long i = first_non_finite(p + (b - at), (e - b) / es, half);
+    if (i >= 0)
+        return kp_fail(KP_ERR_FORMAT, "session state '%s' holds a non-finite %s value (element %zu)", path, what,
+                       (b - lo) / es + (size_t)i);
+    return KP_OK;
+}
+
 /* Reads exactly n bytes, or fails with a message naming the file. */
 static kp_status get(FILE *f, void *p, size_t n, const char *path)
 {
@@ -132,11 +169,18 @@ kp_status kp_session_load(kp_session *s, const char *path)
     if (!s || !path)
         return kp_fail(KP_ERR_INVALID_ARG, "kp_session_load: NULL argument");
     s->err[0] = 0;
+    if (kp_session_check_idle(s, "kp_session_load"))
+        return KP_ERR_BUSY;
     const kp_model *m = s->m;
     const int32_t V = m->cfg.n_vocab;
     FILE *f = fopen(path, "rb");
     if (!f)
         return kp_session_fail(s, kp_fail(KP_ERR_IO, "cannot open '%s': %s", path, strerror(errno)));
+    struct stat fs;
+    if (fstat(fileno(f), &fs) == 0 && S_ISDIR(fs.st_mode)) {
+        fclose(f);
+        return kp_session_fail(s, kp_fail(KP_ERR_IO, "session state '%s' is a directory, not a file", path));
+    }
     state_header h;
     kp_status st = KP_OK;
     void *buf = NULL;
@@ -148,7 +192,9 @@ kp_status kp_session_load(kp_session *s, const char *path)
     }
     if ((st = get(f, &h, sizeof h, path)) || (st = check_header(s, &h, (size_t)size_l, path)))
         goto done;
-    /* Pass 1: checksum and token range, nothing changed yet. */
+    /* Pass 1: checksum, token range and finite values, nothing changed yet. The body is token
+     * ids, then the KV cache, then the logits; chunks are a multiple of 4 bytes, so no value
+     * straddles two of them. */
     buf_size = CHUNK;
     if (!(buf = kp_alloc(s->alloc, buf_size))) {
         st = KP_ERR_OUT_OF_MEMORY;
@@ -156,6 +202,8 @@ kp_status kp_session_load(kp_session *s, const char *path)
     }
     uint64_t sum = kp_fnv1a64(KP_FNV64_INIT, &h, sizeof h);
     size_t body = (size_t)size_l - sizeof h - 8;
+    size_t kv_lo = (size_t)h.n_past * 4, kv_hi = kv_lo + 2 * (size_t)m->cfg.n_layer * h.n_past * kv_row_bytes(s);
+    int half = s->kv_type == KP_KV_F16;
     for (size_t done_b = 0; done_b < body;) {
         size_t n = body - done_b < buf_size ? body - done_b : buf_size;
         if ((st = get(f, buf, n, path)))
@@ -169,6 +217,9 @@ kp_status kp_session_load(kp_session *s, const char *path)
                     goto done;
                 }
         }
+        if ((st = check_finite(buf, done_b, n, kv_lo, kv_hi, half, "KV cache", path)) ||
+            (st = check_finite(buf, done_b, n, kv_hi, body, 0, "logit", path)))
+            goto done;
         sum = kp_fnv1a64(sum, buf, n);
         done_b += n;
     }

@@ -65,7 +65,8 @@ typedef enum kp_status {
     KP_ERR_CANCELLED = 10,        /* kp_session_cancel() or a callback stopped the work */
     KP_ERR_INTERNAL = 11,         /* a bug in libkuiper: please report it */
     KP_ERR_NOT_FOUND = 12,        /* a named item (key, tensor, template) does not exist */
-    KP_ERR_MODEL_MISMATCH = 13    /* saved state or data made with another model */
+    KP_ERR_MODEL_MISMATCH = 13,   /* saved state or data made with another model */
+    KP_ERR_BUSY = 14              /* the session is in use by a kp_generate that is calling back */
 } kp_status;
 
 /* Static text for a status code ("KP_ERR_FORMAT: malformed model file"); never NULL. */
@@ -287,8 +288,9 @@ KP_API const char *kp_session_last_error(const kp_session *s);
 KP_API kp_status kp_session_save(const kp_session *s, const char *path);
 /* Replaces the session's state with one saved by kp_session_save. Fails, leaving the session
  * unchanged, with KP_ERR_MODEL_MISMATCH for a state of another model, KP_ERR_FORMAT for a
- * truncated or corrupt file, KP_ERR_CONTEXT_FULL if it holds more positions than this session,
- * KP_ERR_INVALID_ARG if its KV type differs from this session's. */
+ * truncated or corrupt file or one holding NaN or infinite KV or logits, KP_ERR_IO for a path
+ * that cannot be read (or is a directory), KP_ERR_CONTEXT_FULL if it holds more positions than
+ * this session, KP_ERR_INVALID_ARG if its KV type differs from this session's. */
 KP_API kp_status kp_session_load(kp_session *s, const char *path);
 /* Ids this session holds (kp_session_n_past of them); owned by the session, valid until its next
  * eval, truncate, load or free. */
@@ -300,7 +302,10 @@ KP_API const int32_t *kp_session_tokens_borrow(const kp_session *s);
  * the decoded text to print (valid during the call only; UTF-8 sequences split across tokens
  * are held back and emitted whole). `logits` is the distribution `id` was chosen from (NULL for
  * prompt tokens; valid during the call only). A last event with id -1 may carry the bytes of a
- * character that generation ended in the middle of. Return non-zero to stop. */
+ * character that generation ended in the middle of. Return non-zero to stop.
+ * The callback may read the session (n_past, tokens, logits, save) and cancel it, but calls that
+ * would change it (kp_generate, kp_session_eval, kp_session_truncate, kp_session_load) fail with
+ * KP_ERR_BUSY and change nothing. */
 typedef struct kp_token_event {
     int32_t id;
     int is_prompt;
@@ -362,7 +367,8 @@ KP_API void kp_generate_params_init(kp_generate_params *p);
  * samples until an end-of-generation id, max_new_tokens, a stop string, a callback stop or a
  * full context (see kp_context_policy). KP_ERR_CONTEXT_FULL if the prompt itself does not fit.
  * An empty prompt continues from the session's last token. `stats` may be NULL.
- * KP_ERR_CANCELLED after kp_session_cancel; what was generated until then stays in the session. */
+ * KP_ERR_CANCELLED after kp_session_cancel; what was generated until then stays in the session.
+ * KP_ERR_BUSY when called on `s` from inside its own on_token callback (see kp_token_cb). */
 KP_API kp_status kp_generate(kp_session *s, const int32_t *prompt, size_t n_prompt,
                              const kp_generate_params *p, kp_generate_stats *stats);
 

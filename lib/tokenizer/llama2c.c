@@ -1,7 +1,11 @@
 /* llama2.c tokenizer.bin: per token a float score, an int length and the bytes. Encoding
  * follows llama2.c's encode(): dummy-prefix space, one token per UTF-8 character with byte
  * fallback (<0xXX> = id byte+3), then repeatedly merge the adjacent pair whose joined text is
- * the highest-scoring vocabulary entry (leftmost on ties). */
+ * the highest-scoring vocabulary entry (leftmost on ties).
+ * A vocabulary of fewer than 259 entries cannot hold every byte token; such files load (tiny
+ * test vocabularies are legitimate), and a byte whose id byte+3 lies outside the vocabulary
+ * becomes <unk> (id 0), as SentencePiece writes characters it has no piece for. No id outside
+ * [0, n_vocab) is ever produced. */
 #include <string.h>
 
 #include "tokenizer.h"
@@ -42,7 +46,7 @@ static kp_status encode(const kp_tokenizer *t, const char *text, size_t len, uin
 {
     const l2c_tok *lt = t->impl;
     kp_status st;
-    if ((flags & KP_TOKENIZE_ADD_SPECIAL) && (st = kp_ivec_push(out, t->bos)))
+    if ((flags & KP_TOKENIZE_ADD_SPECIAL) && t->bos >= 0 && (st = kp_ivec_push(out, t->bos)))
         return st;
     size_t base = out->len;
     if (len && lt->space_id >= 0 && (st = kp_ivec_push(out, lt->space_id)))
@@ -56,9 +60,11 @@ static kp_status encode(const kp_tokenizer *t, const char *text, size_t len, uin
             if ((st = kp_ivec_push(out, id)))
                 return st;
         } else {
-            for (size_t k = 0; k < n; k++)
-                if ((st = kp_ivec_push(out, (unsigned char)text[i + k] + 3)))
+            for (size_t k = 0; k < n; k++) {
+                int32_t b = (unsigned char)text[i + k] + 3;
+                if ((st = kp_ivec_push(out, b < t->n_vocab ? b : t->unk)))
                     return st;
+            }
         }
         i += n;
     }

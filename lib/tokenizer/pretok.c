@@ -246,7 +246,7 @@ static kp_status step_piece(const kp_pre_step *ps, kp_pretok_scratch *sc, size_t
             size_t noff = sc->text.len;
             if ((st = kp_buf_append(&sc->text, " ", 1)))
                 return st;
-            if ((st = kp_buf_append(&sc->text, sc->text.data + off, len)))
+            if ((st = kp_buf_append_own(&sc->text, off, len)))
                 return st;
             off = noff;
             len++;

@@ -162,6 +162,69 @@ static void detection_without_extension(void **state)
     free(p);
 }
 
+/* Writes a tokenizer.bin of `n` pieces (score 1 for "ab", 0 otherwise) to a temporary file. */
+static void write_small_vocab(char *path, const char *const *pieces, int n)
+{
+    char data[256];
+    size_t off = 0;
+    int32_t max_len = 5;
+    memcpy(data, &max_len, 4);
+    off = 4;
+    for (int i = 0; i < n; i++) {
+        float score = strcmp(pieces[i], "ab") == 0 ? 1.0f : 0.0f;
+        int32_t len = (int32_t)strlen(pieces[i]);
+        memcpy(data + off, &score, 4);
+        memcpy(data + off + 4, &len, 4);
+        memcpy(data + off + 8, pieces[i], (size_t)len);
+        off += 8 + (size_t)len;
+    }
+    write_tmp(path, data, off);
+}
+
+static void expect_ids(kp_tokenizer *t, const char *text, const int32_t *want, size_t n_want)
+{
+    int32_t ids[64];
+    size_t n;
+    assert_int_equal(kp_tokenize(t, text, strlen(text), KP_TOKENIZE_ADD_SPECIAL, ids, 64, &n), KP_OK);
+    for (size_t i = 0; i < n; i++)
+        assert_in_range(ids[i], 0, kp_tokenizer_n_vocab(t) - 1);
+    assert_int_equal(n, n_want);
+    assert_memory_equal(ids, want, n * sizeof *ids);
+    char out[256];
+    size_t len;
+    assert_int_equal(kp_detokenize(t, ids, n, out, sizeof out, &len), KP_OK);
+}
+
+/* Vocabularies of fewer than 259 pieces have no room for every <0xXX> id (byte + 3): a byte
+ * whose id would lie outside the vocabulary becomes <unk> (0). Before, the encoder emitted
+ * byte + 3 and read the piece table past its end (heap-buffer-overflow under ASan). */
+static void small_vocabulary(void **state)
+{
+    (void)state;
+    static const char *const eight[] = {"<unk>", "<s>", "</s>", " ", "a", "b", "ab", "c"};
+    static const char *const one[] = {"<unk>"};
+    char p8[] = "/tmp/kp_tok8_XXXXXX", p1[] = "/tmp/kp_tok1_XXXXXX";
+    write_small_vocab(p8, eight, 8);
+    write_small_vocab(p1, one, 1);
+    kp_tokenizer_params tp;
+    kp_tokenizer_params_init(&tp);
+    tp.n_vocab = 8;
+    kp_tokenizer *t;
+    assert_int_equal(kp_tokenizer_load(p8, &tp, &t), KP_OK);
+    const int32_t zzz8[] = {1, 3, 0, 0, 0, 3, 0, 0, 0, 0, 0}; /* BOS, dummy " ", z z z, " ", hello */
+    expect_ids(t, "zzz hello", zzz8, 11);
+    const int32_t abc8[] = {1, 3, 6, 3, 7, 3, 4}; /* pieces the vocabulary has still merge */
+    expect_ids(t, "ab c a", abc8, 7);
+    kp_tokenizer_free(t);
+    tp.n_vocab = 1;
+    assert_int_equal(kp_tokenizer_load(p1, &tp, &t), KP_OK);
+    const int32_t zzz1[] = {0, 0, 0, 0, 0, 0, 0, 0, 0}; /* no BOS, no " ": every byte is <unk> */
+    expect_ids(t, "zzz hello", zzz1, 9);
+    kp_tokenizer_free(t);
+    unlink(p8);
+    unlink(p1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -169,6 +232,7 @@ int main(void)
         cmocka_unit_test(llama2_32000),
         cmocka_unit_test(byte_fallback_and_count),
         cmocka_unit_test(detection_without_extension),
+        cmocka_unit_test(small_vocabulary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
