@@ -418,7 +418,7 @@ static kp_status parse_tensor_infos(kp_gguf *g, cursor *c, uint64_t n_tensors)
         kp_gguf_tensor *t = &g->tensors[g->n_tensors];
         memset(t, 0, sizeof *t);
         size_t at = c->pos;
-        kp_gguf_str name;
+        kp_gguf_str name = {0};
         if ((st = rd_str(c, &name, "tensor name")))
             return st;
         if (name.n == 0 || name.n > GGUF_MAX_NAME)

@@ -87,13 +87,13 @@ static kp_status read_config(kp_model *m, const kp_gguf *g)
     if ((st = arch_int(g, arch, "attention.head_count_kv", 1, c->n_head, c->n_head, &c->n_head_kv)))
         return st;
     /* head_dim is n_embd / n_head unless the file says otherwise (key_length) */
-    int32_t def_hd = c->n_embd % c->n_head == 0 ? c->n_embd / c->n_head : 0, hd_v;
+    int32_t def_hd = c->n_embd % c->n_head == 0 ? c->n_embd / c->n_head : 0, hd_v = 0;
     if ((st = arch_int(g, arch, "attention.key_length", 1, 1 << 16, def_hd ? def_hd : -1, &c->head_dim)) ||
         (st = arch_int(g, arch, "attention.value_length", 1, 1 << 16, c->head_dim, &hd_v)))
         return st;
     if (hd_v != c->head_dim)
         return kp_fail(KP_ERR_UNSUPPORTED, "GGUF: key length %d differs from value length %d", c->head_dim, hd_v);
-    int32_t rope_dim;
+    int32_t rope_dim = 0;
     if ((st = arch_int(g, arch, "rope.dimension_count", 1, 1 << 16, c->head_dim, &rope_dim)))
         return st;
     if (rope_dim != c->head_dim)

@@ -346,8 +346,8 @@ static kp_status merge_parts(loader *L, const kp_json *e, uint32_t i, const char
 /* The slow path for one merge: tokens that are not byte-level text, and the error message. */
 static kp_status merge_slow(loader *L, const kp_json *e, uint32_t i, merge_rec *m)
 {
-    const char *l, *r;
-    size_t ln, rn;
+    const char *l = NULL, *r = NULL;
+    size_t ln = 0, rn = 0;
     kp_status st = merge_parts(L, e, i, &l, &ln, &r, &rn);
     if (st || (st = merge_side(L, l, ln, i, &m->a)) || (st = merge_side(L, r, rn, i, &m->b)))
         return st;
@@ -388,8 +388,8 @@ static kp_status load_merges(loader *L, const kp_json *merges)
     }
     size_t wo = 0;
     for (uint32_t i = 0; i < nrec && !st; i++) {
-        const char *l, *r;
-        size_t ln, rn;
+        const char *l = NULL, *r = NULL;
+        size_t ln = 0, rn = 0;
         if ((st = merge_parts(L, &merges->u.kids[i], i, &l, &ln, &r, &rn)))
             break;
         char *buf = work + wo;

@@ -42,7 +42,7 @@ static int pb_next(pb *r, pb_field *f, kp_status *st)
     if (r->p >= r->end)
         return 0;
     f->at = (size_t)(r->p - r->base);
-    uint64_t key;
+    uint64_t key = 0;
     if ((*st = pb_varint(r, &key)))
         return -1;
     f->num = (uint32_t)(key >> 3);
@@ -68,7 +68,7 @@ static int pb_next(pb *r, pb_field *f, kp_status *st)
         return 1;
     }
     case 2: {
-        uint64_t n;
+        uint64_t n = 0;
         if ((*st = pb_varint(r, &n)))
             return -1;
         if (n > (uint64_t)(r->end - r->p)) {

@@ -10,9 +10,16 @@
     for piece in s.chat("What is the capital of France?", temperature=0):
         print(piece, end="")
 
-The library is found through $KUIPER_LIB (a path to the shared library), then
-`pkg-config --variable=libdir kuiper`, then the standard search path (ctypes.util.find_library).
-Failures raise KuiperError carrying the status name ("KP_ERR_IO") and libkuiper's message.
+    m.create_chat_completion(messages=[{"role": "user", "content": "Hi"}], stream=True)
+
+The shared library is looked for beside this package (a copy installed with it), then at
+$KUIPER_LIB (a path to the shared library), then in `pkg-config --variable=libdir kuiper`, then
+on the loader's search path (ctypes.util.find_library); LibraryNotFoundError (an ImportError)
+names every place tried. Failures of the library raise KuiperError carrying the status name
+("KP_ERR_IO") and libkuiper's message. Defaults follow kuiper-chat: temperature 0.8, top-k 40,
+top-p 0.95, min-p 0.05, a clock seed, sessions of min(4096, the model's context) positions
+(chat and create_chat_completion; generate keeps the library's sampler defaults, as
+kuiper-generate's llama2.c-style options do).
 """
 import ctypes
 import ctypes.util
@@ -22,9 +29,19 @@ import queue
 import subprocess
 import sys
 import threading
+import time
+import uuid
 import weakref
 
-__all__ = ["KuiperError", "Model", "Session", "load_library"]
+try:
+    import numpy as _np
+except ImportError:  # optional: logits are lists without it
+    _np = None
+
+# The version of the bindings, kept equal to libkuiper's (meson.build checks it).
+__version__ = "0.1.0"
+
+__all__ = ["KuiperError", "LibraryNotFoundError", "Model", "Session", "load_library", "__version__"]
 
 _c = ctypes
 _size_t = _c.c_size_t
@@ -38,10 +55,14 @@ class KuiperError(Exception):
         self.status, self.name, self.message = status, name, message
 
 
+class LibraryNotFoundError(ImportError):
+    """libkuiper's shared library could not be loaded; the message lists every place tried."""
+
+
 class _ModelParams(_c.Structure):
     _fields_ = [("struct_size", _size_t), ("allocator", _c.c_void_p), ("log", _c.c_void_p),
                 ("log_user", _c.c_void_p), ("log_level", _c.c_int), ("tokenizer_path", _c.c_char_p),
-                ("n_threads", _c.c_int), ("device", _c.c_int)]
+                ("n_threads", _c.c_int), ("device", _c.c_int), ("family", _c.c_char_p)]
 
 
 class _SessionParams(_c.Structure):
@@ -79,28 +100,49 @@ _SAMPLER_OPTS = {"temperature": 0, "top_p": 1, "seed": 2, "top_k": 3, "min_p": 4
                  "frequency_penalty": 6, "presence_penalty": 7, "penalty_window": 8}
 _STOP_REASONS = {0: "none", 1: "eog", 2: "max_tokens", 3: "stop_string", 4: "callback", 5: "context"}
 _CONTEXT_POLICIES = {"error": 0, "slide": 1}
+_DEVICES = {"cpu": 0, "cuda": 1}
+_KV_TYPES = {"f32": 0, "f16": 1}
+# kuiper-chat's sampler defaults (examples/kuiper-chat.c); seed 0 takes one from the clock.
+_CHAT_DEFAULTS = {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.05, "seed": 0}
+_DEFAULT_N_CTX = 4096  # sessions hold min(this, the model's context), as kuiper-chat's do
 _ERR_BUFFER_TOO_SMALL = 6
 _ERR_CANCELLED = 10
 # The sidecar of Session.save: the conversation, in the form kuiper-chat's /save writes.
 _SIDECAR_FORMAT = "kuiper-chat conversation"
 
 
-def _candidates():
+_LIB_NAMES = ("libkuiper.so", "libkuiper.so.0", "libkuiper.dylib", "kuiper.dll")
+
+
+def _candidates(tried):
+    """(where, path) pairs to try, in order; places with nothing to try are noted in `tried`."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    beside = [os.path.join(here, n) for n in _LIB_NAMES if os.path.exists(os.path.join(here, n))]
+    if not beside:
+        tried.append(f"beside the package: no libkuiper.so in {here}")
+    for path in beside:
+        yield "beside the package", path
     env = os.environ.get("KUIPER_LIB")
     if env:
-        yield env
-        return  # an explicit choice that fails should fail, not fall back silently
+        yield "$KUIPER_LIB", env
+    else:
+        tried.append("$KUIPER_LIB: not set")
     try:
         libdir = subprocess.run(["pkg-config", "--variable=libdir", "kuiper"], capture_output=True, text=True,
                                 timeout=10).stdout.strip()
-        if libdir:
-            for name in ("libkuiper.so", "libkuiper.dylib", "kuiper.dll"):
-                yield os.path.join(libdir, name)
     except (OSError, subprocess.SubprocessError):
-        pass
+        libdir = ""
+    in_libdir = [os.path.join(libdir, n) for n in _LIB_NAMES[:3] if libdir and os.path.exists(os.path.join(libdir, n))]
+    if not in_libdir:
+        tried.append(f"pkg-config: no libkuiper.so in {libdir}" if libdir else
+                     "pkg-config: no kuiper.pc (pkg-config --variable=libdir kuiper)")
+    for path in in_libdir:
+        yield "pkg-config", path
     found = ctypes.util.find_library("kuiper")
     if found:
-        yield found
+        yield "the loader's search path", found
+    else:
+        tried.append("the loader's search path: no libkuiper")
 
 
 def _declare(lib):
@@ -157,15 +199,16 @@ def load_library():
     global _lib
     if _lib is None:
         tried = []
-        for path in _candidates():
+        for where, path in _candidates(tried):
             try:
                 _lib = _declare(ctypes.CDLL(path))
                 break
-            except OSError as e:
-                tried.append(f"{path}: {e}")
+            except (OSError, AttributeError) as e:  # AttributeError: a library without our symbols
+                tried.append(f"{where}: {path}: {e}")
         if _lib is None:
-            raise OSError("libkuiper not found (set KUIPER_LIB to the shared library's path, or install it "
-                          "where pkg-config or the loader finds it)" + ("; tried " + "; ".join(tried) if tried else ""))
+            raise LibraryNotFoundError("libkuiper's shared library could not be loaded; tried " + "; ".join(tried) +
+                                       ". Set KUIPER_LIB to its path (e.g. build/libkuiper.so), or install it "
+                                       "(meson install) where pkg-config or the loader finds it.")
     return _lib
 
 
@@ -204,17 +247,31 @@ def _status_error(status, message):
 
 class Model:
     """A loaded model (immutable; usable from several threads). `tokenizer` is required for
-    llama2.c checkpoints; `threads` 0 means one per CPU."""
+    llama2.c checkpoints; `threads` 0 means one per CPU. `device` is "cpu" or "cuda" (the CUDA
+    backend reports KP_ERR_UNSUPPORTED until it has kernels). `family` ("llama2", "llama3",
+    "qwen2") is for KuiperLLama .bin files, which do not store their architecture."""
 
-    def __init__(self, path, tokenizer=None, threads=0):
+    # Class-level defaults: __del__ must work on an object whose __init__ failed early (for
+    # instance when the library is missing).
+    _h = None
+    _live_sessions = 0
+    _close_pending = False
+    _chat_session = None
+
+    def __init__(self, path, tokenizer=None, threads=0, *, device="cpu", family=None):
+        if device not in _DEVICES:
+            raise ValueError(f"device must be one of {sorted(_DEVICES)}, not {device!r}")
         lib = load_library()
-        self._lib, self._h = lib, None
-        self._live_sessions, self._close_pending = 0, False
+        self._lib = lib
+        self._path = os.fspath(path)
         p = _ModelParams()
         lib.kp_model_params_init(_c.byref(p))
         if tokenizer is not None:
             p.tokenizer_path = os.fsencode(tokenizer)
+        if family is not None:
+            p.family = family.encode("utf-8")
         p.n_threads = int(threads)
+        p.device = _DEVICES[device]
         h = _c.c_void_p()
         _check(lib.kp_model_load(os.fsencode(path), _c.byref(p), _c.byref(h)))
         self._h = h
@@ -222,6 +279,9 @@ class Model:
 
     def close(self):
         """Frees the model; while sessions made from it are open, that waits for the last one."""
+        if self._chat_session is not None:
+            s, self._chat_session = self._chat_session, None
+            s.close()
         if self._live_sessions:
             self._close_pending = True
         elif self._h:
@@ -339,9 +399,74 @@ class Model:
         starts_with_bos = bos >= 0 and text.encode("utf-8").startswith(self.token_to_piece(bos) or b"\0")
         return self.tokenize(text, add_special=not starts_with_bos, parse_special=True)
 
-    def session(self, n_ctx=0):
-        """A new conversation state (KV cache) of `n_ctx` positions (0: the model's maximum)."""
-        return Session(self, n_ctx)
+    def session(self, n_ctx=None, kv_type="f32"):
+        """A new conversation state (KV cache) of `n_ctx` positions (None: min(4096, the model's
+        context), as kuiper-chat; 0: the model's maximum). `kv_type` is "f32" or "f16" (half
+        the memory)."""
+        return Session(self, n_ctx, kv_type)
+
+    def create_chat_completion(self, messages, stream=False, max_tokens=None, temperature=0.8, top_p=0.95,
+                               seed=None, stop=None, *, top_k=40, min_p=0.05, repeat_penalty=None,
+                               frequency_penalty=None, presence_penalty=None, template=None, model=None):
+        """An answer to `messages` (a list of {"role", "content"} dicts), in the shape of OpenAI's
+        chat completions API as llama-cpp-python returns it: a "chat.completion" dict, or with
+        `stream=True` an iterator of "chat.completion.chunk" dicts whose "delta"s concatenate to
+        the answer. `max_tokens` None: until an end token or a full context. `seed` None: from
+        the clock. `model` is the name reported (default: the model file's name). The model keeps
+        one session for these calls and reuses the KV cache of the longest common prefix."""
+        if self._chat_session is None or not self._chat_session._h:
+            self._chat_session = Session(self)
+        s = self._chat_session
+        msgs = [dict(m) for m in messages]
+        _messages_array(msgs)  # type checks before anything runs
+        run = s._run_options(0 if max_tokens is None else max_tokens, stop, "error", 0)
+        if max_tokens is not None and run["max_new"] <= 0:
+            raise _status_error(1, f"max_tokens must be positive or None, not {max_tokens!r}")
+        sampler = s._sampler(dict(temperature=temperature, top_p=top_p, seed=0 if seed is None else seed,
+                                  top_k=top_k, min_p=min_p, repeat_penalty=repeat_penalty,
+                                  frequency_penalty=frequency_penalty, presence_penalty=presence_penalty))
+        try:
+            ids, keep = s._prepare(msgs, template)
+        except BaseException:
+            self._lib.kp_sampler_free(sampler)
+            raise
+        stream_obj = s._start(_Stream(s, ids[keep:], run, sampler, False, n_reused=keep))
+        meta = {"id": "chatcmpl-" + uuid.uuid4().hex, "created": int(time.time()),
+                "model": model if model is not None else os.path.basename(self._path)}
+        if stream:
+            return _completion_chunks(stream_obj, meta, len(ids))
+        text = stream_obj.text()
+        return dict(meta, object="chat.completion",
+                    choices=[{"index": 0, "message": {"role": "assistant", "content": text},
+                              "finish_reason": _finish_reason(stream_obj.stats)}],
+                    usage=_usage(stream_obj.stats, len(ids)))
+
+
+def _finish_reason(stats):
+    return "length" if stats and stats["reason"] in ("max_tokens", "context") else "stop"
+
+
+def _usage(stats, n_prompt):
+    n = stats["n_generated"] if stats else 0
+    return {"prompt_tokens": n_prompt, "completion_tokens": n, "total_tokens": n_prompt + n}
+
+
+def _completion_chunks(stream, meta, n_prompt):
+    """The "chat.completion.chunk" dicts of a streamed completion: the role first, then one
+    chunk per piece of text, then an empty delta with the finish reason (and the usage)."""
+    def chunk(delta, finish=None):
+        return dict(meta, object="chat.completion.chunk",
+                    choices=[{"index": 0, "delta": delta, "finish_reason": finish}])
+
+    try:
+        yield chunk({"role": "assistant"})
+        for piece in stream:
+            yield chunk({"content": piece})
+        last = chunk({}, _finish_reason(stream.stats))
+        last["usage"] = _usage(stream.stats, n_prompt)
+        yield last
+    finally:
+        stream.close()  # an iterator dropped early stops generation
 
 
 class Session:
@@ -349,15 +474,23 @@ class Session:
     thread at a time. Starting a new generate/chat, save, load or reset first stops a stream
     that is still running on this session."""
 
-    def __init__(self, model, n_ctx=0):
+    _h = None  # see Model: __del__ after a failed __init__
+    _active = None
+
+    def __init__(self, model, n_ctx=None, kv_type="f32"):
         lib = model._lib
-        self._lib, self._model, self._h = lib, model, None
-        self._messages, self._active = [], None
+        self._lib, self._model = lib, model
+        self._messages = []
         if not model._h:
             raise _status_error(1, "the model is closed")
+        if kv_type not in _KV_TYPES:
+            raise _status_error(1, f"kv_type must be one of {sorted(_KV_TYPES)}, not {kv_type!r}")
+        if n_ctx is None:
+            n_ctx = min(_DEFAULT_N_CTX, model.n_ctx)
         p = _SessionParams()
         lib.kp_session_params_init(_c.byref(p))
         p.n_ctx = int(n_ctx)
+        p.kv_type = _KV_TYPES[kv_type]
         h = _c.c_void_p()
         _check(lib.kp_session_new(model._h, _c.byref(p), _c.byref(h)))
         self._h = h
@@ -417,10 +550,16 @@ class Session:
         _check(self._lib.kp_session_eval(self._h, arr, n, flags[logits]))
 
     def logits(self, row=0):
-        """The logits of row `row` of the last eval (a list of n_vocab floats), or None."""
+        """The logits of row `row` of the last eval, or None: a numpy float32 array of n_vocab
+        values (a copy) when numpy is installed, else a list of floats."""
         self._stop_active()
         ptr = self._lib.kp_session_logits_borrow(self._h, int(row))
-        return list(ptr[:self._model.n_vocab]) if ptr else None
+        if not ptr:
+            return None
+        n = self._model.n_vocab
+        if _np is not None:
+            return _np.ctypeslib.as_array(ptr, shape=(n,)).copy()
+        return list(ptr[:n])
 
     @property
     def messages(self):
@@ -460,6 +599,21 @@ class Session:
         _check(self._lib.kp_session_load(self._h, os.fsencode(path)))
         self._messages = messages
 
+    def _prepare(self, msgs, template):
+        """(ids, keep): the prompt of conversation `msgs`, with the session cut back to the
+        `keep` leading ids it already holds, so only ids[keep:] need evaluating."""
+        self._stop_active()
+        ids = self._model.chat_tokens(self._model.chat_format(msgs, True, template))
+        if len(ids) >= self.n_ctx:
+            raise _status_error(8, f"the conversation takes {len(ids)} tokens; the session holds {self.n_ctx}")
+        held = self.tokens
+        lcp = 0
+        while lcp < len(held) and lcp < len(ids) and held[lcp] == ids[lcp]:
+            lcp += 1
+        keep = min(lcp, len(ids) - 1)  # the last prompt token is evaluated again for its logits
+        _check(self._lib.kp_session_truncate(self._h, keep))
+        return ids, keep
+
     def _sampler(self, options):
         lib = self._lib
         s = _c.c_void_p()
@@ -491,7 +645,8 @@ class Session:
         """Feeds `prompt` (text, tokenized with BOS and special tokens parsed, or a list of ids)
         after what the session holds, then yields the generated text piece by piece (UTF-8
         sequences are never split). temperature 0 is greedy; the other sampler options are
-        those of kuiper.h (None: the library's default). `stop` is a string or a list of
+        those of kuiper.h (None: the library's default), so that temperature, top_p and seed
+        alone reproduce llama2.c's sampling. `stop` is a string or a list of
         strings that end generation (not included in the output). `context_policy` is "error"
         or "slide" (keeping the first `n_keep` positions). `echo` also yields the prompt's text
         first. Options are checked before anything runs; closing the iterator early stops
@@ -499,14 +654,15 @@ class Session:
         timings and stop reason."""
         ids = self._model.tokenize(prompt) if isinstance(prompt, (str, bytes)) else [int(i) for i in prompt]
         run = self._run_options(max_new_tokens, stop, context_policy, n_keep)
-        sampler = self._sampler(dict(temperature=temperature, top_p=top_p, seed=seed, top_k=top_k, min_p=min_p,
-                                     repeat_penalty=repeat_penalty, frequency_penalty=frequency_penalty,
-                                     presence_penalty=presence_penalty, penalty_window=penalty_window))
+        sampler = self._sampler(dict(temperature=temperature, top_p=top_p, seed=seed,
+                                     top_k=top_k, min_p=min_p, repeat_penalty=repeat_penalty,
+                                     frequency_penalty=frequency_penalty, presence_penalty=presence_penalty,
+                                     penalty_window=penalty_window))
         self._stop_active()
         return self._start(_Stream(self, ids, run, sampler, bool(echo)))
 
-    def chat(self, message, system=None, max_new_tokens=256, *, template=None, temperature=1.0, top_p=1.0,
-             seed=None, top_k=None, min_p=None, repeat_penalty=None, frequency_penalty=None, presence_penalty=None,
+    def chat(self, message, system=None, max_new_tokens=1024, *, template=None, temperature=0.8, top_p=0.95,
+             seed=None, top_k=40, min_p=0.05, repeat_penalty=None, frequency_penalty=None, presence_penalty=None,
              penalty_window=None, stop=None):
         """Adds `message` as the user's turn of the conversation this session keeps and yields the
         assistant's answer piece by piece. `system` (when given) sets the system message; ""
@@ -514,13 +670,15 @@ class Session:
         the tokens after the longest prefix the session already holds are evaluated. When the
         iterator ends (or is closed early) the answer so far becomes the assistant's turn; a
         question stopped before any answer, or a failure, takes the question back. Sampler
-        options as generate()."""
+        options as generate(), with kuiper-chat's defaults (temperature 0.8, top-k 40, top-p
+        0.95, min-p 0.05; seed None: from the clock)."""
         if not isinstance(message, str) or (system is not None and not isinstance(system, str)):
             raise TypeError("message and system must be str")
         run = self._run_options(max_new_tokens, stop, "error", 0)
-        sampler = self._sampler(dict(temperature=temperature, top_p=top_p, seed=seed, top_k=top_k, min_p=min_p,
-                                     repeat_penalty=repeat_penalty, frequency_penalty=frequency_penalty,
-                                     presence_penalty=presence_penalty, penalty_window=penalty_window))
+        sampler = self._sampler(dict(temperature=temperature, top_p=top_p, seed=0 if seed is None else seed,
+                                     top_k=top_k, min_p=min_p, repeat_penalty=repeat_penalty,
+                                     frequency_penalty=frequency_penalty, presence_penalty=presence_penalty,
+                                     penalty_window=penalty_window))
         try:
             self._stop_active()
             msgs = [dict(m) for m in self._messages]
@@ -530,15 +688,7 @@ class Session:
                 if system:
                     msgs.insert(0, {"role": "system", "content": system})
             msgs.append({"role": "user", "content": message})
-            ids = self._model.chat_tokens(self._model.chat_format(msgs, True, template))
-            if len(ids) >= self.n_ctx:
-                raise _status_error(8, f"the conversation takes {len(ids)} tokens; the session holds {self.n_ctx}")
-            held = self.tokens
-            lcp = 0
-            while lcp < len(held) and lcp < len(ids) and held[lcp] == ids[lcp]:
-                lcp += 1
-            keep = min(lcp, len(ids) - 1)  # the last prompt token is evaluated again for its logits
-            _check(self._lib.kp_session_truncate(self._h, keep))
+            ids, keep = self._prepare(msgs, template)
         except BaseException:
             self._lib.kp_sampler_free(sampler)
             raise
@@ -562,6 +712,7 @@ class _Stream:
     ctypes callback cannot yield to the consumer."""
 
     _END = object()
+    _t = None  # see Model: __del__ after a failed __init__
 
     def __init__(self, session, ids, run, sampler, echo, on_end=None, n_reused=0):
         self._s, self._sampler, self._on_end = session, sampler, on_end

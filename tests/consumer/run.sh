@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs this build into a temporary DESTDIR, then builds tests/consumer's C and C++ programs
-# against that tree with nothing but `pkg-config --cflags --libs kuiper` (and, for a static link,
-# `pkg-config --static --libs kuiper`), the way a third-party program would, and runs them on
-# stories260K. Exit 77 (meson's "skipped") only when the model files are absent.
+# against that tree exactly as docs/building.md says (PKG_CONFIG_PATH, then nothing but
+# `pkg-config --cflags --libs kuiper`, and `pkg-config --cflags --libs kuiper-static` for a
+# static link), the way a third-party program would, and runs them on stories260K. Exit 77 (meson's "skipped") only when the model files are absent.
 #
 # usage: run.sh BUILD_DIR SOURCE_DIR "CC..." "CXX..." SANITIZE DEFAULT_TEST_DATA
 set -euo pipefail
@@ -19,29 +19,41 @@ meson install -C "$build" --destdir "$tmp/dest" --no-rebuild --quiet >"$tmp/inst
 
 pc=$(find "$tmp/dest" -name kuiper.pc -print -quit)
 [ -n "$pc" ] || fail "kuiper.pc was not installed"
-# The .pc file names the configured prefix; relocate a copy of it to where DESTDIR put the tree.
+[ -f "$(dirname "$pc")/kuiper-static.pc" ] || fail "kuiper-static.pc was not installed"
+# docs/building.md's recipe, as written there: PKG_CONFIG_PATH alone makes the staged tree
+# usable, because kuiper.pc's prefix is relative to its own folder.
+export PKG_CONFIG_PATH=$(dirname "$pc")
+unset PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_LIBDIR
 prefix=$(sed -n 's/^prefix=//p' "$pc")
-mkdir -p "$tmp/pc"
-sed "s|^prefix=.*|prefix=$tmp/dest$prefix|" "$pc" >"$tmp/pc/kuiper.pc"
-export PKG_CONFIG_PATH=$tmp/pc
-
-libdir=$(pkg-config --variable=libdir kuiper)
+case $prefix in '${pcfiledir}'/*) ;; *) fail "kuiper.pc's prefix '$prefix' is not relative to the file" ;; esac
+prefix=$(cd "$(pkg-config --variable=prefix kuiper)" && pwd)
+libdir=$(cd "$(pkg-config --variable=libdir kuiper)" && pwd)
 includedir=$(pkg-config --variable=includedir kuiper)
 for f in "$includedir/kuiper/kuiper.h" "$libdir/libkuiper.a" "$libdir/libkuiper.so" "$libdir/libkuiper.so.0"; do
-    [ -e "$f" ] || fail "not installed: ${f#$tmp/dest}"
+    [ -e "$f" ] || fail "not installed: $f"
 done
-[ -x "$tmp/dest$prefix/bin/kuiper-generate" ] || fail "kuiper-generate was not installed"
+for p in kuiper-generate kuiper-chat kuiper-tokenize; do
+    [ -x "$prefix/bin/$p" ] || fail "$p was not installed"
+done
+[ "$(pkg-config --modversion kuiper)" = "$(pkg-config --modversion kuiper-static)" ] || fail "kuiper.pc and kuiper-static.pc disagree on the version"
+if [ -e "$build/libkuiper-cuda.so" ]; then
+    [ -e "$libdir/libkuiper-cuda.so" ] || fail "the CUDA module was not installed beside libkuiper.so"
+fi
 soname=$(readelf -d "$libdir/libkuiper.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
 [ "$soname" = libkuiper.so.0 ] || fail "SONAME is '$soname', expected libkuiper.so.0"
 echo "installed: $(cd "$tmp/dest" && find . -path '*kuiper*' -not -type d | sort | tr '\n' ' ')"
 
 cflags=$(pkg-config --cflags kuiper)
 libs=$(pkg-config --libs kuiper)
-static_libs=$(pkg-config --static --libs kuiper)
-# -lkuiper would pick the .so over the .a; -l:libkuiper.a names the archive explicitly.
-static_libs=${static_libs/-lkuiper/-l:libkuiper.a}
+static_flags=$(pkg-config --cflags --libs kuiper-static)
 echo "pkg-config --cflags --libs kuiper: $cflags $libs"
-echo "pkg-config --static --libs kuiper: $static_libs"
+echo "pkg-config --cflags --libs kuiper-static: $static_flags"
+# Consumers get our include folder and nothing of our private dependencies' build flags.
+[ "$cflags" = "-I$includedir" ] || [ "$cflags" = "-I$includedir " ] ||
+    fail "pkg-config --cflags kuiper is '$cflags'; expected only -I$includedir"
+for f in "$libs $(pkg-config --static --libs kuiper)" "$static_flags"; do
+    ! grep -q cudart <<<"$f" || fail "the .pc files list the CUDA runtime: $f"
+done
 # A sanitized library needs the sanitizer runtime in the program too.
 san=()
 [ -n "$sanitize" ] && [ "$sanitize" != none ] && san=(-fsanitize="$sanitize")
@@ -51,7 +63,7 @@ warn=(-Wall -Wextra -Wpedantic -Werror)
 {
     $cc -std=c11 "${warn[@]}" "${san[@]}" -o "$tmp/consumer-c" "$src/consumer.c" $cflags $libs
     $cxx -std=c++11 "${warn[@]}" "${san[@]}" -o "$tmp/consumer-cpp" "$src/consumer.cpp" $cflags $libs
-    $cc -std=c11 "${warn[@]}" "${san[@]}" -o "$tmp/consumer-c-static" "$src/consumer.c" $cflags $static_libs
+    $cc -std=c11 "${warn[@]}" "${san[@]}" -o "$tmp/consumer-c-static" "$src/consumer.c" $static_flags
 } || fail "could not build the consumer programs from pkg-config flags"
 
 export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
