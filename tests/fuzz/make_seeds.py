@@ -293,6 +293,48 @@ def detok_seeds():
         out("detok_stream", f"text-{rel}", bytes([pick | 0x80]) + b"".join(struct.pack("<I", i)[:3] for i in ids))
 
 
+# ---- safetensors: the tiny Qwen2 of fuzz_safetensors.c (hidden 8, 1 layer, 2 heads, 1 kv head,
+# ffn 16, vocab 512, tied, F16), then broken variants
+
+def safetensors_file(tensors, pad=8):
+    """tensors: (name, dtype, shape, bytes); the header padded with spaces as safetensors does."""
+    header, off = {"__metadata__": {"format": "pt"}}, 0
+    for name, dt, shape, data in tensors:
+        header[name] = {"dtype": dt, "shape": shape, "data_offsets": [off, off + len(data)]}
+        off += len(data)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % pad)
+    return struct.pack("<Q", len(h)) + h + b"".join(t[3] for t in tensors)
+
+
+def safetensors_seeds():
+    def f16(n, scale=0.3):
+        return struct.pack(f"<{n}e", *[rng.gauss(0, scale) for _ in range(n)])
+
+    def ones(n):
+        return struct.pack(f"<{n}e", *[1.0] * n)
+    L = "model.layers.0."
+    ts = [("model.embed_tokens.weight", "F16", [512, 8], f16(512 * 8)), ("model.norm.weight", "F16", [8], ones(8)),
+          (L + "input_layernorm.weight", "F16", [8], ones(8)),
+          (L + "self_attn.q_proj.weight", "F16", [8, 8], f16(64)), (L + "self_attn.q_proj.bias", "F16", [8], f16(8)),
+          (L + "self_attn.k_proj.weight", "F16", [4, 8], f16(32)), (L + "self_attn.k_proj.bias", "F16", [4], f16(4)),
+          (L + "self_attn.v_proj.weight", "F16", [4, 8], f16(32)), (L + "self_attn.v_proj.bias", "F16", [4], f16(4)),
+          (L + "self_attn.o_proj.weight", "F16", [8, 8], f16(64)),
+          (L + "post_attention_layernorm.weight", "F16", [8], ones(8)),
+          (L + "mlp.gate_proj.weight", "F16", [16, 8], f16(128)), (L + "mlp.up_proj.weight", "F16", [16, 8], f16(128)),
+          (L + "mlp.down_proj.weight", "F16", [8, 16], f16(128))]
+    out("safetensors", "valid", safetensors_file(ts))
+    out("safetensors", "valid-unpadded", safetensors_file(ts, pad=1))
+    out("safetensors", "untied", safetensors_file(ts + [("lm_head.weight", "F16", [512, 8], f16(512 * 8))]))
+    out("safetensors", "bf16", safetensors_file([(n, "BF16", s, d) for n, _, s, d in ts]))
+    out("safetensors", "missing-tensor", safetensors_file(ts[:-1]))
+    out("safetensors", "extra-dims", safetensors_file(ts[:1] + [("x", "F32", [1, 1, 1, 1, 1], b"\0" * 4)]))
+    out("safetensors", "odd-dtype", safetensors_file([("x", "I8", [3], b"abc"), ("y", "F8_E4M3", [1], b"z")]))
+    whole = safetensors_file(ts)
+    out("safetensors", "truncated", whole[:len(whole) // 3])
+    out("safetensors", "empty-header", struct.pack("<Q", 2) + b"{}")
+
+
 def main():
     tb = tokenizer_seeds()
     gguf_seeds(tb)
@@ -301,6 +343,7 @@ def main():
     chat_seeds()
     json_seeds()
     detok_seeds()
+    safetensors_seeds()
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(os.path.join(HERE, "corpus")) for f in fs)
     print(f"corpus: {total} bytes")
 
