@@ -71,12 +71,6 @@ static int get_byte(chat_input *in, unsigned char *b)
     return 1;
 }
 
-static void unget_byte(chat_input *in, unsigned char b)
-{
-    if (in->n_back < sizeof in->back)
-        in->back[in->n_back++] = b;
-}
-
 typedef struct text {
     char *p;
     size_t len, cap;
@@ -137,6 +131,12 @@ static int canonical_tty(void)
 
 #ifdef KP_HAVE_LIBEDIT
 
+static void unget_byte(chat_input *in, unsigned char b)
+{
+    if (in->n_back < sizeof in->back)
+        in->back[in->n_back++] = b;
+}
+
 static wchar_t *show_prompt(EditLine *el)
 {
     chat_input *in = NULL;
@@ -186,6 +186,13 @@ static int read_key(EditLine *el, wchar_t *wc)
                 in->pasting = m == 1;
                 continue;
             }
+        }
+        if (in->pasting && b == '\r') { /* a pasted CR LF is one line break */
+            unsigned char c;
+            if ((r = get_byte(in, &c)) < 0)
+                return r;
+            if (r == 1 && c != '\n')
+                unget_byte(in, c);
         }
         if (in->pasting && (b == '\r' || b == '\n' || b == '\t')) {
             in->queued = b == '\t' ? L'\t' : L'\n';
@@ -240,6 +247,50 @@ static int put_utf8(text *t, unsigned long u)
     return text_add(t, b, n);
 }
 
+/* The terminal's settings before we changed them, for the way out (also on SIGTERM and SIGHUP). */
+static struct termios g_saved_tio, g_run_tio;
+static volatile sig_atomic_t g_tio_changed;
+
+static void restore_tty(void)
+{
+    if (g_tio_changed) {
+        tcsetattr(STDIN_FILENO, TCSANOW, &g_saved_tio);
+        g_tio_changed = 0;
+    }
+}
+
+static void on_fatal_signal(int sig)
+{
+    restore_tty(); /* tcsetattr is async-signal-safe */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* libedit turns the terminal's canonical mode off only while a line is being edited; in between
+ * (during an answer) the terminal would collect what is typed or pasted in canonical mode, which
+ * keeps at most 4095 bytes of a line and drops the rest. So the whole chat runs without canonical
+ * mode and echo: text typed ahead is kept whole and shown when the next prompt reads it. */
+static void leave_canonical_mode(void)
+{
+    struct termios tio;
+    if (tcgetattr(STDIN_FILENO, &g_saved_tio) != 0)
+        return;
+    tio = g_saved_tio;
+    tio.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+    tio.c_cc[VMIN] = 1;
+    tio.c_cc[VTIME] = 0;
+    if (tcsetattr(STDIN_FILENO, TCSANOW, &tio) != 0)
+        return;
+    g_run_tio = tio;
+    g_tio_changed = 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fatal_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
 static int edit_line(chat_input *in, const wchar_t *prompt, text *t)
 {
     in->prompt = prompt;
@@ -247,6 +298,8 @@ static int edit_line(chat_input *in, const wchar_t *prompt, text *t)
     in->queued = 0;
     int count = 0;
     const wchar_t *line = el_wgets(in->el, &count);
+    if (g_tio_changed) /* libedit leaves the terminal canonical: see leave_canonical_mode */
+        tcsetattr(STDIN_FILENO, TCSANOW, &g_run_tio);
     if (*in->interrupted)
         return -1;
     if (!line || count <= 0)
@@ -281,54 +334,9 @@ static void utf8_ctype(void)
         setlocale(LC_CTYPE, "C.UTF-8");
 }
 
-/* The terminal's settings before we changed them, for the way out (also on SIGTERM and SIGHUP). */
-static struct termios g_saved_tio;
-static volatile sig_atomic_t g_tio_changed;
-
-static void restore_tty(void)
-{
-    if (g_tio_changed) {
-        tcsetattr(STDIN_FILENO, TCSANOW, &g_saved_tio);
-        g_tio_changed = 0;
-    }
-}
-
-static void on_fatal_signal(int sig)
-{
-    restore_tty(); /* tcsetattr is async-signal-safe */
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-/* libedit reads the terminal byte by byte without the terminal's own line editing only while a
- * line is being edited; in between (during an answer) the terminal would collect what is typed or
- * pasted in its canonical mode, which keeps at most 4095 bytes of a line and drops the rest. So the
- * whole chat runs without canonical mode and echo: text typed ahead is kept whole and shown
- * when the next prompt reads it. */
-static void leave_canonical_mode(void)
-{
-    struct termios tio;
-    if (tcgetattr(STDIN_FILENO, &g_saved_tio) != 0)
-        return;
-    tio = g_saved_tio;
-    tio.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
-    tio.c_cc[VMIN] = 1;
-    tio.c_cc[VTIME] = 0;
-    if (tcsetattr(STDIN_FILENO, TCSANOW, &tio) != 0)
-        return;
-    g_tio_changed = 1;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_fatal_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-}
-
 static int start_editline(chat_input *in)
 {
     utf8_ctype();
-    leave_canonical_mode();
     in->el = el_init("kuiper-chat", stdin, stdout, stderr);
     in->hist = history_winit();
     if (!in->el || !in->hist)
@@ -343,6 +351,7 @@ static int start_editline(chat_input *in)
     el_wset(in->el, EL_GETCFN, read_key);
     el_wset(in->el, EL_BIND, L"^R", L"em-inc-search-prev", NULL);
     el_source(in->el, NULL); /* the user's ~/.editrc, if any */
+    leave_canonical_mode(); /* after el_init, which makes the terminal canonical */
     /* Pasted text comes between markers, so a multi-line paste can be one message. */
     fputs("\033[?2004h", stdout);
     fflush(stdout);
