@@ -42,13 +42,7 @@ def saved_users(p, name):
     return [m["content"] for m in read_sidecar(path) if m["role"] == "user"]
 
 
-def needs_libedit():
-    if not HAVE_LIBEDIT:
-        skip("kuiper-chat was built without libedit")
-
-
 def test_editing_keys_do_not_reach_the_model():
-    needs_libedit()
     p = started()
     try:
         p.send(b"helo\x1b[D\x1b[Dl\r")  # Left twice, insert the missing 'l'
@@ -66,7 +60,6 @@ def test_editing_keys_do_not_reach_the_model():
 
 
 def test_multi_line_paste_is_one_message():
-    needs_libedit()
     p = started()
     try:
         # Terminals wrap a paste in bracketed-paste markers and send its line breaks as CR.
@@ -102,9 +95,11 @@ def test_long_line_pasted_during_an_answer_is_kept_whole():
 
 def test_long_prompt_shows_progress_and_stats_speed():
     text = ("the quick brown fox jumps over the lazy dog " * 230)[:9900]
+    if not HAVE_LIBEDIT:  # a canonical terminal takes it in lines ending with '\'
+        text = text[:3300] + "\n" + text[3300:6600] + "\n" + text[6600:]
     p = started([*ARGS[:-1], "1"])
     try:
-        p.send(text.encode() + b"\r")
+        p.send(text.replace("\n", "\\\r").encode() + b"\r")
         out = p.expect(PROMPT, 300).decode("utf-8", "replace")
         p.send(b"/stats\r")
         stats = p.expect(PROMPT, 60).decode("utf-8", "replace")
@@ -127,7 +122,11 @@ if __name__ == "__main__":
     if not hasattr(os, "openpty"):
         skip("no pseudo-terminals here")
     try:
-        main([test_editing_keys_do_not_reach_the_model, test_multi_line_paste_is_one_message,
-              test_long_line_pasted_during_an_answer_is_kept_whole, test_long_prompt_shows_progress_and_stats_speed])
+        tests = [test_long_line_pasted_during_an_answer_is_kept_whole, test_long_prompt_shows_progress_and_stats_speed]
+        if HAVE_LIBEDIT:
+            tests = [test_editing_keys_do_not_reach_the_model, test_multi_line_paste_is_one_message, *tests]
+        else:
+            print("note: kuiper-chat was built without libedit: no editing keys or bracketed paste to test")
+        main(tests)
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
