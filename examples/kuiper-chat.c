@@ -7,16 +7,16 @@
  *
  * docs/chat.md describes the commands, the KV reuse between turns, Ctrl-C and the state files. */
 #include <errno.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
 #include <unistd.h>
 
 #include "chat/conv.h"
 #include "chat/engine.h"
+#include "chat/input.h"
+#include "common/cli.h"
 #include "kuiper/kuiper.h"
 
 /* ---- Ctrl-C: during an answer it cancels the answer; anywhere else it ends the program */
@@ -46,167 +46,175 @@ static void install_sigint(void)
 /* ---- options */
 
 typedef struct options {
-    const char *model, *tokenizer, *question, *system, *template_name;
-    int dump, json, verbose, threads;
-    long n_ctx, max_new;
+    const char *model, *tokenizer, *question, *system, *template_name, *family;
+    int dump, json, verbose;
+    long n_ctx, max_new, threads;
+    kp_device device;
+    kp_kv_type kv_type;
 } options;
 
-static void usage(FILE *f)
+static void usage(void)
 {
-    fprintf(f,
-            "usage: kuiper-chat -m MODEL [options]            interactive chat\n"
-            "       kuiper-chat -m MODEL -p TEXT [options]    one answer to TEXT\n"
-            "       kuiper-chat -m MODEL --json < conversation.json\n"
-            "       kuiper-chat -m MODEL --dump-prompt < conversation.json\n"
-            "conversation.json: {\"messages\":[{\"role\":\"user\",\"content\":\"...\"}, ...]}\n"
-            "options:\n"
-            "  -z FILE              tokenizer file (llama2.c checkpoints)\n"
-            "  --system TEXT        system message\n"
-            "  --template NAME      force a template: chatml, llama3, llama2 (default: the model's)\n"
-            "  -t, --temperature T  0 = greedy (default 0.8)\n"
-            "  --top-k K            default 40 (0 = off)\n"
-            "  --top-p P            default 0.95 (1 = off)\n"
-            "  --min-p P            default 0.05 (0 = off)\n"
-            "  --repeat-penalty R   default 1 (off)\n"
-            "  --frequency-penalty F, --presence-penalty P   default 0 (off)\n"
-            "  --penalty-window N   last N tokens the penalties look at (default 64)\n"
-            "  -s, --seed S         default 0: from the clock\n"
-            "  -n N                 at most N tokens per answer (default 1024; 0 = until the context is full)\n"
-            "  -c N                 context positions (default min(4096, the model's))\n"
-            "  --threads N          compute threads (default 0: one per CPU)\n"
-            "  --verbose            print prompt and generation speed after each answer (stderr)\n");
+    printf("usage: kuiper-chat -m MODEL [options]            interactive chat\n"
+           "       kuiper-chat -m MODEL -p TEXT [options]    one answer to TEXT\n"
+           "       kuiper-chat -m MODEL --json < conversation.json\n"
+           "       kuiper-chat -m MODEL --dump-prompt < conversation.json\n"
+           "conversation.json: {\"messages\":[{\"role\":\"user\",\"content\":\"...\"}, ...]}\n"
+           "options:\n"
+           "  -m, --model FILE        GGUF, llama2.c checkpoint, KuiperLLama .bin or Hugging Face folder\n"
+           "  -z, --tokenizer FILE    tokenizer for files that store none (llama2.c checkpoints)\n"
+           "      --family NAME       KuiperLLama .bin files: llama2, llama3 or qwen2\n"
+           "  -p, --prompt TEXT       answer TEXT once, then exit\n"
+           "      --system TEXT       system message\n"
+           "      --template NAME     force a template: chatml, llama3, llama2 (default: the model's)\n"
+           "  -t, --temperature T     0 = greedy (default 0.8)\n"
+           "      --top-k K           default 40 (0 = off)\n"
+           "      --top-p P           default 0.95 (1 = off)\n"
+           "      --min-p P           default 0.05 (0 = off)\n"
+           "      --repeat-penalty R  default 1 (off)\n"
+           "      --frequency-penalty F, --presence-penalty P   default 0 (off)\n"
+           "      --penalty-window N  last N tokens the penalties look at (default 64)\n"
+           "  -s, --seed S            default 0: from the clock\n"
+           "  -n, --n-predict N       at most N tokens per answer (default 1024; 0 = until the context is full)\n"
+           "  -c, --ctx-size N        context positions (default 0: min(4096, the model's))\n"
+           "      --kv-type TYPE      KV cache type: f32 (default) or f16 (half the memory)\n"
+           "      --device DEV        cpu (default) or cuda\n"
+           "      --threads N         compute threads (default 0: one per CPU)\n"
+           "      --verbose           print prompt and generation speed after each answer (stderr)\n"
+           "  -h, --help              this text\n"
+           "      --version           the program and library version\n"
+           "In the chat, /help lists the commands. Line editing and history: %s.\n",
+#ifdef KP_HAVE_LIBEDIT
+           "libedit"
+#else
+           "none (built without libedit)"
+#endif
+    );
 }
 
-static int bad(const char *fmt, const char *a, const char *b)
-{
-    fprintf(stderr, "kuiper-chat: ");
-    fprintf(stderr, fmt, a, b);
-    fprintf(stderr, "\n");
-    return 1;
-}
+enum { OPT_SYSTEM = CLI_LONG_ONLY, OPT_TEMPLATE, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P, OPT_REPEAT, OPT_FREQUENCY,
+       OPT_PRESENCE, OPT_WINDOW, OPT_THREADS, OPT_VERBOSE, OPT_JSON, OPT_DUMP, OPT_FAMILY, OPT_DEVICE, OPT_KV_TYPE,
+       OPT_VERSION };
 
-static int parse_num(const char *s, double *v)
-{
-    char *end;
-    errno = 0;
-    *v = strtod(s, &end);
-    return *s && !*end && errno == 0 && isfinite(*v);
-}
-
-static int parse_long(const char *opt, const char *s, long lo, long hi, long *v)
-{
-    double d;
-    if (!parse_num(s, &d) || d != floor(d) || d < (double)lo || d > (double)hi) {
-        fprintf(stderr, "kuiper-chat: %s '%s' must be an integer in [%ld, %ld]\n", opt, s, lo, hi);
-        return 0;
-    }
-    *v = (long)d;
-    return 1;
-}
-
-static const struct {
-    const char *names[2];
-    kp_sampler_opt opt;
-    int integer;
-} sampler_flags[] = {
-    {{"-t", "--temperature"}, KP_SAMPLER_TEMPERATURE, 0},
-    {{"--top-p", NULL}, KP_SAMPLER_TOP_P, 0},
-    {{"--top-k", NULL}, KP_SAMPLER_TOP_K, 1},
-    {{"--min-p", NULL}, KP_SAMPLER_MIN_P, 0},
-    {{"--repeat-penalty", NULL}, KP_SAMPLER_REPEAT_PENALTY, 0},
-    {{"--frequency-penalty", NULL}, KP_SAMPLER_FREQUENCY_PENALTY, 0},
-    {{"--presence-penalty", NULL}, KP_SAMPLER_PRESENCE_PENALTY, 0},
-    {{"--penalty-window", NULL}, KP_SAMPLER_PENALTY_WINDOW, 1},
-    {{"-s", "--seed"}, KP_SAMPLER_SEED, 1},
+static const struct option long_opts[] = {
+    {"model", required_argument, NULL, 'm'},
+    {"tokenizer", required_argument, NULL, 'z'},
+    {"prompt", required_argument, NULL, 'p'},
+    {"temperature", required_argument, NULL, 't'},
+    {"seed", required_argument, NULL, 's'},
+    {"n-predict", required_argument, NULL, 'n'},
+    {"ctx-size", required_argument, NULL, 'c'},
+    {"help", no_argument, NULL, 'h'},
+    {"system", required_argument, NULL, OPT_SYSTEM},
+    {"template", required_argument, NULL, OPT_TEMPLATE},
+    {"top-k", required_argument, NULL, OPT_TOP_K},
+    {"top-p", required_argument, NULL, OPT_TOP_P},
+    {"min-p", required_argument, NULL, OPT_MIN_P},
+    {"repeat-penalty", required_argument, NULL, OPT_REPEAT},
+    {"frequency-penalty", required_argument, NULL, OPT_FREQUENCY},
+    {"presence-penalty", required_argument, NULL, OPT_PRESENCE},
+    {"penalty-window", required_argument, NULL, OPT_WINDOW},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"verbose", no_argument, NULL, OPT_VERBOSE},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"dump-prompt", no_argument, NULL, OPT_DUMP},
+    {"family", required_argument, NULL, OPT_FAMILY},
+    {"device", required_argument, NULL, OPT_DEVICE},
+    {"kv-type", required_argument, NULL, OPT_KV_TYPE},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
 };
 
-/* Sets one sampler option, explaining a rejected value on one line. */
-static int set_sampler(kp_sampler *smp, const char *flag, kp_sampler_opt opt, int integer, const char *val)
+/* The sampler setting each sampling option makes (-1: not one). */
+static int sampler_opt(int opt)
 {
-    double v, lo = 0, hi = 0;
-    kp_sampler_bounds(opt, &lo, &hi);
-    if (!parse_num(val, &v) || kp_sampler_set(smp, opt, v) != KP_OK) {
-        fprintf(stderr, "kuiper-chat: %s '%s' must be %s in [%g, %g]\n", flag, val, integer ? "an integer" : "a number",
-                lo, hi);
-        return 0;
+    switch (opt) {
+    case 't': return KP_SAMPLER_TEMPERATURE;
+    case 's': return KP_SAMPLER_SEED;
+    case OPT_TOP_K: return KP_SAMPLER_TOP_K;
+    case OPT_TOP_P: return KP_SAMPLER_TOP_P;
+    case OPT_MIN_P: return KP_SAMPLER_MIN_P;
+    case OPT_REPEAT: return KP_SAMPLER_REPEAT_PENALTY;
+    case OPT_FREQUENCY: return KP_SAMPLER_FREQUENCY_PENALTY;
+    case OPT_PRESENCE: return KP_SAMPLER_PRESENCE_PENALTY;
+    case OPT_WINDOW: return KP_SAMPLER_PENALTY_WINDOW;
+    default: return -1;
     }
-    return 1;
 }
 
-/* Parses argv into `o` and the sampler; 0 when something is wrong (already reported). */
+/* Parses argv into `o` and the sampler: 1 to run, 0 when something is wrong (already reported),
+ * -1 when --help or --version was answered. */
 static int parse_args(int argc, char **argv, options *o, kp_sampler *smp)
 {
-    static const char *const with_value[] = {"-m", "-z", "-p", "--system", "--template", "-n", "-c", "--threads"};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            exit(0);
+    cli c = {"kuiper-chat", ":m:z:p:t:s:n:c:h", long_opts, {0}};
+    int opt;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, c.short_opts, long_opts, NULL)) != -1) {
+        const char *v = optarg;
+        int ok = 1, so = sampler_opt(opt);
+        double d;
+        if (so >= 0) {
+            ok = cli_sampler_value(&c, opt, v, (kp_sampler_opt)so, &d) &&
+                 kp_sampler_set(smp, (kp_sampler_opt)so, d) == KP_OK;
+        } else {
+            switch (opt) {
+            case 'h': usage(); return -1;
+            case OPT_VERSION: cli_version(&c); return -1;
+            case 'm': o->model = v; break;
+            case 'z': o->tokenizer = v; break;
+            case 'p': o->question = v; break;
+            case OPT_SYSTEM: o->system = v; break;
+            case OPT_TEMPLATE: o->template_name = v; break;
+            case OPT_FAMILY: o->family = v; break;
+            case OPT_VERBOSE: o->verbose = 1; break;
+            case OPT_JSON: o->json = 1; break;
+            case OPT_DUMP: o->dump = 1; break;
+            case 'n': ok = cli_integer(&c, opt, v, 0, 2147483647L, &o->max_new); break;
+            case 'c': ok = cli_integer(&c, opt, v, 0, 2147483647L, &o->n_ctx); break;
+            case OPT_THREADS: ok = cli_integer(&c, opt, v, 0, 1024, &o->threads); break;
+            case OPT_DEVICE: ok = cli_device(&c, opt, v, &o->device); break;
+            case OPT_KV_TYPE: ok = cli_kv_type(&c, opt, v, &o->kv_type); break;
+            default: return cli_getopt_error(&c, opt, argv);
+            }
         }
-        if (!strcmp(a, "--dump-prompt")) {
-            o->dump = 1;
-            continue;
-        }
-        if (!strcmp(a, "--json")) {
-            o->json = 1;
-            continue;
-        }
-        if (!strcmp(a, "--verbose")) {
-            o->verbose = 1;
-            continue;
-        }
-        int known = 0;
-        for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
-            known |= !strcmp(a, with_value[k]);
-        size_t sf = 0;
-        for (; sf < sizeof sampler_flags / sizeof *sampler_flags; sf++)
-            if (!strcmp(a, sampler_flags[sf].names[0]) ||
-                (sampler_flags[sf].names[1] && !strcmp(a, sampler_flags[sf].names[1])))
-                break;
-        int is_sampler = sf < sizeof sampler_flags / sizeof *sampler_flags;
-        if (!known && !is_sampler)
-            return !bad("unknown option '%s'%s (see --help)", a, "");
-        if (i + 1 >= argc)
-            return !bad("option %s needs a value%s", a, "");
-        const char *v = argv[++i];
-        long n;
-        if (is_sampler) {
-            if (!set_sampler(smp, a, sampler_flags[sf].opt, sampler_flags[sf].integer, v))
-                return 0;
-        } else if (!strcmp(a, "-m")) {
-            o->model = v;
-        } else if (!strcmp(a, "-z")) {
-            o->tokenizer = v;
-        } else if (!strcmp(a, "-p")) {
-            o->question = v;
-        } else if (!strcmp(a, "--system")) {
-            o->system = v;
-        } else if (!strcmp(a, "--template")) {
-            o->template_name = v;
-        } else if (!strcmp(a, "-n")) {
-            if (!parse_long(a, v, 0, 2147483647L, &o->max_new))
-                return 0;
-        } else if (!strcmp(a, "-c")) {
-            if (!parse_long(a, v, 0, 2147483647L, &o->n_ctx))
-                return 0;
-        } else if (!strcmp(a, "--threads")) {
-            if (!parse_long(a, v, 0, 1024, &n))
-                return 0;
-            o->threads = (int)n;
-        }
+        if (!ok)
+            return 0;
     }
+    if (optind < argc)
+        return cli_error(&c, "unexpected argument '%s' (a question goes after -p; see --help)", argv[optind]);
     if (!o->model)
-        return !bad("no model given: use -m MODEL (see --help)%s%s", "", "");
+        return cli_error(&c, "no model given: use -m MODEL (see --help)");
     if (o->dump + o->json + (o->question != NULL) > 1)
-        return !bad("-p, --json and --dump-prompt exclude each other%s%s", "", "");
+        return cli_error(&c, "-p/--prompt, --json and --dump-prompt exclude each other");
     return 1;
 }
 
 /* ---- output */
 
+static int g_progress_shown; /* a progress line is on the terminal */
+
+static void clear_progress(void)
+{
+    if (g_progress_shown) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+        g_progress_shown = 0;
+    }
+}
+
+/* One line on the terminal, rewritten after each chunk of a long prompt. */
+static void print_progress(void *user, int32_t done, int32_t total)
+{
+    (void)user;
+    fprintf(stderr, "\r[reading the prompt: %d/%d tokens]", done, total);
+    fflush(stderr);
+    g_progress_shown = 1;
+}
+
 static void print_piece(void *user, const char *piece, size_t len)
 {
     (void)user;
+    clear_progress();
     fwrite(piece, 1, len, stdout);
     fflush(stdout);
 }
@@ -232,6 +240,7 @@ static int answer(chat_engine *e, chat_conv *c, int verbose)
     g_active = e->session;
     int rc = engine_answer(e, c, &g_interrupted);
     g_active = NULL;
+    clear_progress();
     g_interrupted = 0; /* a Ctrl-C during the answer was for the answer */
     const chat_stats *s = &e->last;
     if (rc == 0 || s->cancelled)
@@ -325,102 +334,6 @@ static void help(void)
            "Ctrl-C during an answer stops it; the part already shown stays in the conversation.\n");
 }
 
-/* Input is read with read(2) rather than stdio so that a Ctrl-C at the prompt is never lost:
- * SIGINT stays blocked except inside pselect, which unblocks it and waits in one step, so a
- * signal that comes before the wait interrupts the wait instead of being handled just before a
- * read that would then block. */
-typedef struct line_reader {
-    char *buf;
-    size_t len, cap;
-    int eof;
-} line_reader;
-
-/* The next line without its line break (malloc'd); NULL at the end of input or on Ctrl-C. */
-static char *next_line(line_reader *r)
-{
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigprocmask(SIG_BLOCK, &block, &old);
-    char *line = NULL;
-    while (!g_interrupted) {
-        char *nl = r->len ? memchr(r->buf, '\n', r->len) : NULL;
-        if (nl || (r->eof && r->len)) {
-            size_t n = nl ? (size_t)(nl - r->buf) : r->len, used = nl ? n + 1 : n;
-            if ((line = malloc(n + 1)) != NULL) {
-                memcpy(line, r->buf, n);
-                line[n] = '\0';
-            }
-            memmove(r->buf, r->buf + used, r->len - used);
-            r->len -= used;
-            break;
-        }
-        if (r->eof)
-            break;
-        fd_set fds;
-        FD_ZERO(&fds);
-        FD_SET(STDIN_FILENO, &fds);
-        if (pselect(STDIN_FILENO + 1, &fds, NULL, NULL, NULL, &old) < 0) {
-            if (errno != EINTR)
-                r->eof = 1;
-            continue;
-        }
-        if (r->cap - r->len < 4096) {
-            char *g = realloc(r->buf, r->cap * 2 + 4096);
-            if (!g) {
-                r->eof = 1;
-                continue;
-            }
-            r->buf = g;
-            r->cap = r->cap * 2 + 4096;
-        }
-        ssize_t k = read(STDIN_FILENO, r->buf + r->len, r->cap - r->len);
-        if (k > 0)
-            r->len += (size_t)k;
-        else if (k == 0 || (errno != EINTR && errno != EAGAIN))
-            r->eof = 1;
-    }
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    return line;
-}
-
-/* Reads one message; lines ending in a backslash continue it. NULL at EOF or Ctrl-C. */
-static char *read_message(int tty, line_reader *r)
-{
-    char *msg = NULL;
-    size_t len = 0;
-    for (;;) {
-        char *line = next_line(r);
-        if (!line) {
-            free(msg);
-            return NULL;
-        }
-        size_t n = strlen(line);
-        if (n > 0 && line[n - 1] == '\r')
-            line[--n] = '\0';
-        int more = n > 0 && line[n - 1] == '\\';
-        if (more)
-            line[n - 1] = '\n'; /* the backslash becomes the line break it escapes */
-        char *g = realloc(msg, len + n + 1);
-        if (!g) {
-            free(line);
-            free(msg);
-            return NULL;
-        }
-        msg = g;
-        memcpy(msg + len, line, n);
-        len += n;
-        msg[len] = '\0';
-        free(line);
-        if (!more)
-            return msg;
-        if (tty) {
-            printf("... ");
-            fflush(stdout);
-        }
-    }
-}
-
 static int command(chat_engine *e, chat_conv *c, char *cmd, int *quit)
 {
     char *arg = cmd + strcspn(cmd, " \t");
@@ -460,23 +373,23 @@ static int command(chat_engine *e, chat_conv *c, char *cmd, int *quit)
 
 static int repl(chat_engine *e, chat_conv *c, const char *model_path, int verbose)
 {
-    int tty = isatty(STDIN_FILENO), quit = 0, rc = 0;
-    if (tty) {
+    int quit = 0, rc = 0;
+    chat_input *in = input_new(&g_interrupted);
+    if (!in) {
+        fprintf(stderr, "kuiper-chat: cannot set up the terminal input\n");
+        return 1;
+    }
+    if (input_is_tty(in)) {
         const char *base = strrchr(model_path, '/');
         fprintf(stderr, "kuiper-chat: %s (%s, %.1fM parameters), context %d. /help for commands, Ctrl-C stops an "
                         "answer, Ctrl-D quits.\n",
                 base ? base + 1 : model_path, kp_model_arch_borrow(e->model),
                 (double)kp_model_info_get(e->model, KP_INFO_N_PARAMS) / 1e6, kp_session_n_ctx(e->session));
     }
-    line_reader lr = {0};
     while (!quit && rc == 0) {
-        if (tty) {
-            printf("> ");
-            fflush(stdout);
-        }
-        char *msg = read_message(tty, &lr);
+        char *msg = input_read(in);
         if (!msg) {
-            if (tty)
+            if (input_is_tty(in))
                 printf("\n");
             break; /* EOF, or Ctrl-C at the prompt */
         }
@@ -491,7 +404,7 @@ static int repl(chat_engine *e, chat_conv *c, const char *model_path, int verbos
         }
         free(msg);
     }
-    free(lr.buf);
+    input_free(in);
     fflush(stdout);
     return rc;
 }
@@ -526,12 +439,15 @@ static int run(const options *o, kp_model *m, kp_sampler *smp, chat_conv *c, int
 {
     int64_t model_ctx = kp_model_info_get(m, KP_INFO_N_CTX);
     if (o->n_ctx > model_ctx) {
-        fprintf(stderr, "kuiper-chat: -c %ld exceeds the model's context of %lld\n", o->n_ctx, (long long)model_ctx);
+        fprintf(stderr, "kuiper-chat: -c/--ctx-size %ld exceeds the model's context of %lld\n", o->n_ctx,
+                (long long)model_ctx);
         return 1;
     }
     kp_session_params sp;
     kp_session_params_init(&sp);
+    /* The Python bindings' defaults: min(4096, the model's) positions, F32 KV. */
     sp.n_ctx = (int32_t)(o->n_ctx ? o->n_ctx : model_ctx < 4096 ? model_ctx : 4096);
+    sp.kv_type = o->kv_type;
     kp_session *s = NULL;
     kp_status st = o->dump ? KP_OK : kp_session_new(m, &sp, &s); /* printing a prompt needs no KV cache */
     if (st != KP_OK)
@@ -540,6 +456,8 @@ static int run(const options *o, kp_model *m, kp_sampler *smp, chat_conv *c, int
     engine_init(&e, m, s, smp, (int32_t)o->max_new);
     e.template_name = o->template_name;
     e.on_piece = print_piece;
+    if (isatty(STDERR_FILENO))
+        e.on_progress = print_progress;
     int rc = 0;
     if (o->dump) {
         long len = engine_render(&e, c, add_assistant);
@@ -572,9 +490,10 @@ int main(int argc, char **argv)
     kp_sampler_set(smp, KP_SAMPLER_TOP_P, 0.95);
     kp_sampler_set(smp, KP_SAMPLER_MIN_P, 0.05);
     kp_sampler_set(smp, KP_SAMPLER_SEED, 0);
-    if (!parse_args(argc, argv, &o, smp)) {
+    int parsed = parse_args(argc, argv, &o, smp);
+    if (parsed <= 0) {
         kp_sampler_free(smp);
-        return 1;
+        return parsed < 0 ? 0 : 1;
     }
     chat_conv c = {0};
     int add_assistant = 1, rc = 1;
@@ -589,11 +508,13 @@ int main(int argc, char **argv)
     kp_model_params mp;
     kp_model_params_init(&mp);
     mp.tokenizer_path = o.tokenizer;
-    mp.n_threads = o.threads;
+    mp.n_threads = (int)o.threads;
+    mp.device = o.device;
+    mp.family = o.family;
     kp_model *m = NULL;
     kp_status st = kp_model_load(o.model, &mp, &m);
     if (st != KP_OK) {
-        rc = fail(o.model, st);
+        rc = fail("cannot load the model", st); /* the library's message names the file */
         goto out;
     }
     install_sigint();

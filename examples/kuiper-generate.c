@@ -8,20 +8,38 @@
 
 #include <kuiper/kuiper.h>
 
+#include "common/cli.h"
+
 typedef struct opts {
-    const char *model, *tokenizer, *family, *prompt, *prompt_ids, *logits_path;
-    long n_new;
+    const char *model, *tokenizer, *prompt, *prompt_ids, *logits_path, *family;
+    long n_new, threads, n_ctx;
     double temperature, top_p, seed;
-    int threads, ids, seed_set;
+    int ids, seed_set;
+    kp_device device;
+    kp_kv_type kv_type;
 } opts;
 
-static void usage(FILE *f)
+static void usage(void)
 {
-    fprintf(f,
-            "usage: kuiper-generate -m MODEL [-z TOKENIZER] [-p PROMPT] [-n NEW_TOKENS] [-t TEMPERATURE]\n"
-            "                       [--top-p P] [-s SEED] [--threads N] [--ids] [--prompt-ids 1,2,3]\n"
-            "                       [--logits FILE]\n"
-            "  -n 0 (default) generates until an end token or the context is full.\n");
+    printf("usage: kuiper-generate -m MODEL [options]\n"
+           "Continues PROMPT with MODEL and streams the text to stdout (timing goes to stderr).\n"
+           "  -m, --model FILE        GGUF, llama2.c checkpoint, KuiperLLama .bin or Hugging Face folder\n"
+           "  -z, --tokenizer FILE    tokenizer for files that store none (llama2.c tokenizer.bin, ...)\n"
+           "      --family NAME       KuiperLLama .bin files: llama2, llama3 or qwen2\n"
+           "  -p, --prompt TEXT       text to continue (default: empty)\n"
+           "      --prompt-ids LIST   token ids to continue instead, e.g. 1,2,3\n"
+           "  -n, --n-predict N       tokens to generate; 0 (default) = until an end token or a full context\n"
+           "  -t, --temperature T     0 = greedy (default 1)\n"
+           "      --top-p P           nucleus sampling (default 0.9)\n"
+           "  -s, --seed S            random seed (default: the library's fixed seed)\n"
+           "  -c, --ctx-size N        context positions (default 0: min(4096, the model's))\n"
+           "      --kv-type TYPE      KV cache type: f32 (default) or f16\n"
+           "      --device DEV        cpu (default) or cuda\n"
+           "      --threads N         compute threads (default 0: one per CPU)\n"
+           "      --ids               print token ids instead of text\n"
+           "      --logits FILE       write each generated step's logits (float32) to FILE\n"
+           "  -h, --help              this text\n"
+           "      --version           the program and library version\n");
 }
 
 static int die(const char *what, const char *detail)
@@ -30,68 +48,64 @@ static int die(const char *what, const char *detail)
     return 1;
 }
 
-static int parse_num(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    *out = strtod(s, &end);
-    return errno == 0 && end != s && *end == 0;
-}
+enum { OPT_TOP_P = CLI_LONG_ONLY, OPT_THREADS, OPT_IDS, OPT_PROMPT_IDS, OPT_LOGITS, OPT_FAMILY, OPT_DEVICE,
+       OPT_KV_TYPE, OPT_VERSION };
 
+static const struct option long_opts[] = {
+    {"model", required_argument, NULL, 'm'},        {"tokenizer", required_argument, NULL, 'z'},
+    {"prompt", required_argument, NULL, 'p'},       {"n-predict", required_argument, NULL, 'n'},
+    {"temperature", required_argument, NULL, 't'},  {"seed", required_argument, NULL, 's'},
+    {"ctx-size", required_argument, NULL, 'c'},     {"top-p", required_argument, NULL, OPT_TOP_P},
+    {"threads", required_argument, NULL, OPT_THREADS}, {"ids", no_argument, NULL, OPT_IDS},
+    {"prompt-ids", required_argument, NULL, OPT_PROMPT_IDS}, {"logits", required_argument, NULL, OPT_LOGITS},
+    {"family", required_argument, NULL, OPT_FAMILY}, {"device", required_argument, NULL, OPT_DEVICE},
+    {"kv-type", required_argument, NULL, OPT_KV_TYPE}, {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},    {NULL, 0, NULL, 0},
+};
+
+/* 1: run; 0: a mistake (reported); -1: --help or --version was answered. */
 static int parse_args(int argc, char **argv, opts *o)
 {
+    cli c = {"kuiper-generate", ":m:z:p:n:t:s:c:h", long_opts, {0}};
     memset(o, 0, sizeof *o);
     o->temperature = 1.0;
     o->top_p = 0.9;
     o->prompt = "";
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            exit(0);
-        }
-        if (!strcmp(a, "--ids")) {
-            o->ids = 1;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "kuiper-generate: option %s needs a value\n", a);
-            return 0;
-        }
-        const char *v = argv[++i];
-        double d;
-        if (!strcmp(a, "-m"))
-            o->model = v;
-        else if (!strcmp(a, "-z"))
-            o->tokenizer = v;
-        else if (!strcmp(a, "--family"))
-            o->family = v;
-        else if (!strcmp(a, "-p"))
-            o->prompt = v;
-        else if (!strcmp(a, "--prompt-ids"))
-            o->prompt_ids = v;
-        else if (!strcmp(a, "--logits"))
-            o->logits_path = v;
-        else if (!strcmp(a, "-n") && parse_num(v, &d) && d >= 0 && d <= 1e9 && d == (long)d)
-            o->n_new = (long)d;
-        else if (!strcmp(a, "-t") && parse_num(v, &d))
-            o->temperature = d;
-        else if (!strcmp(a, "--top-p") && parse_num(v, &d))
-            o->top_p = d;
-        else if (!strcmp(a, "-s") && parse_num(v, &d)) {
-            o->seed = d;
+    int opt;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, c.short_opts, long_opts, NULL)) != -1) {
+        const char *v = optarg;
+        int ok = 1;
+        switch (opt) {
+        case 'h': usage(); return -1;
+        case OPT_VERSION: cli_version(&c); return -1;
+        case 'm': o->model = v; break;
+        case 'z': o->tokenizer = v; break;
+        case 'p': o->prompt = v; break;
+        case OPT_PROMPT_IDS: o->prompt_ids = v; break;
+        case OPT_LOGITS: o->logits_path = v; break;
+        case OPT_FAMILY: o->family = v; break;
+        case OPT_IDS: o->ids = 1; break;
+        case 'n': ok = cli_integer(&c, opt, v, 0, 1000000000L, &o->n_new); break;
+        case 'c': ok = cli_integer(&c, opt, v, 0, 2147483647L, &o->n_ctx); break;
+        case OPT_THREADS: ok = cli_integer(&c, opt, v, 0, 1024, &o->threads); break;
+        case 't': ok = cli_sampler_value(&c, opt, v, KP_SAMPLER_TEMPERATURE, &o->temperature); break;
+        case OPT_TOP_P: ok = cli_sampler_value(&c, opt, v, KP_SAMPLER_TOP_P, &o->top_p); break;
+        case 's':
+            ok = cli_sampler_value(&c, opt, v, KP_SAMPLER_SEED, &o->seed);
             o->seed_set = 1;
-        } else if (!strcmp(a, "--threads") && parse_num(v, &d) && d >= 0 && d <= 1024 && d == (int)d)
-            o->threads = (int)d;
-        else {
-            fprintf(stderr, "kuiper-generate: bad option or value: %s %s\n", a, v);
-            return 0;
+            break;
+        case OPT_DEVICE: ok = cli_device(&c, opt, v, &o->device); break;
+        case OPT_KV_TYPE: ok = cli_kv_type(&c, opt, v, &o->kv_type); break;
+        default: return cli_getopt_error(&c, opt, argv);
         }
+        if (!ok)
+            return 0;
     }
-    if (!o->model) {
-        fprintf(stderr, "kuiper-generate: -m MODEL is required\n");
-        return 0;
-    }
+    if (optind < argc)
+        return cli_error(&c, "unexpected argument '%s' (the prompt goes after -p; see --help)", argv[optind]);
+    if (!o->model)
+        return cli_error(&c, "no model given: use -m MODEL (see --help)");
     return 1;
 }
 
@@ -142,15 +156,15 @@ static int on_token(void *user, const kp_token_event *ev)
 int main(int argc, char **argv)
 {
     opts o;
-    if (!parse_args(argc, argv, &o)) {
-        usage(stderr);
-        return 1;
-    }
+    int parsed = parse_args(argc, argv, &o);
+    if (parsed <= 0)
+        return parsed < 0 ? 0 : 1;
     kp_model_params mp;
     kp_model_params_init(&mp);
     mp.tokenizer_path = o.tokenizer;
+    mp.n_threads = (int)o.threads;
+    mp.device = o.device;
     mp.family = o.family;
-    mp.n_threads = o.threads;
     kp_model *m = NULL;
     kp_status st = kp_model_load(o.model, &mp, &m);
     if (st)
@@ -201,7 +215,18 @@ int main(int argc, char **argv)
     }
     kp_session *s = NULL;
     int rc = 0;
-    if ((st = kp_session_new(m, NULL, &s))) {
+    int64_t model_ctx = kp_model_info_get(m, KP_INFO_N_CTX);
+    if (o.n_ctx > model_ctx) {
+        fprintf(stderr, "kuiper-generate: -c/--ctx-size %ld exceeds the model's context of %lld\n", o.n_ctx,
+                (long long)model_ctx);
+        rc = 1;
+        goto done;
+    }
+    kp_session_params sp;
+    kp_session_params_init(&sp);
+    sp.n_ctx = (int32_t)o.n_ctx; /* 0: min(4096, the model's), as in the Python bindings */
+    sp.kv_type = o.kv_type;
+    if ((st = kp_session_new(m, &sp, &s))) {
         rc = die("cannot create a session", kp_last_error());
         goto done;
     }

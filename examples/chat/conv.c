@@ -219,9 +219,9 @@ int conv_parse_json(const char *text, size_t len, chat_conv *out, int *add_assis
         copy[len] = '\0';
         mj_cursor p = {copy, copy + len, 0};
         why = parse_doc(&p, &c, &aa);
-        at = (size_t)(p.p - copy);
+        at = len - (size_t)(p.end - p.p); /* from the end: gcc 12 -O1 warns wrongly about p.p - copy */
+        free(copy);
     }
-    free(copy);
     if (why) {
         snprintf(err, err_cap, "%s (at byte %zu)", why, at);
         conv_free(&c);

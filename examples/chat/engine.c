@@ -131,6 +131,30 @@ static long fit(chat_engine *e, chat_conv *c)
     }
 }
 
+/* The library evaluates a prompt in batches of this many positions (see kp_session_cancel), so
+ * feeding a long prompt in pieces of this size, starting where a single call would, gives the
+ * same batches and the same numbers as one call, with a chance to report progress between them. */
+#define PROMPT_CHUNK 64
+
+/* Evaluates the first `head` of `todo` prompt tokens starting at e->ids[keep] in PROMPT_CHUNK
+ * pieces, reporting progress after each, and records them in the sampler's penalty window as
+ * kp_generate would have. */
+static kp_status eval_head(chat_engine *e, int32_t keep, size_t head, size_t todo)
+{
+    kp_status st = KP_OK;
+    for (size_t done = 0; done < head && st == KP_OK;) {
+        size_t k = head - done < PROMPT_CHUNK ? head - done : PROMPT_CHUNK;
+        st = kp_session_eval(e->session, e->ids + keep + done, k, KP_EVAL_LOGITS_NONE);
+        if (st == KP_OK) {
+            done += k;
+            e->on_progress(e->user, (int32_t)done, (int32_t)todo);
+        }
+    }
+    for (size_t i = 0; st == KP_OK && e->sampler && i < head; i++)
+        st = kp_sampler_accept(e->sampler, e->ids[keep + i]);
+    return st;
+}
+
 typedef struct turn {
     chat_engine *e;
     double t_first;
@@ -176,7 +200,7 @@ int engine_answer(chat_engine *e, chat_conv *c, volatile sig_atomic_t *interrupt
     kp_status st = KP_OK;
     kp_generate_stats gs = {0};
     turn t = {e, 0, 0};
-    double t0 = 0;
+    double t0 = 0, head_seconds = 0;
     int32_t keep = 0;
     /* A Ctrl-C that came just as the previous answer ended may have left a cancel request that
      * nothing consumed; it stops this call at once, before any text: run it again then. */
@@ -198,7 +222,13 @@ int engine_answer(chat_engine *e, chat_conv *c, volatile sig_atomic_t *interrupt
         e->answer_len = 0;
         t.t_first = 0;
         t0 = now();
-        st = kp_generate(e->session, e->ids + keep, (size_t)n - (size_t)keep, &gp, &gs);
+        /* A long prompt is evaluated here but for its last chunk, whose logits start the answer. */
+        size_t todo = (size_t)n - (size_t)keep;
+        size_t head = e->on_progress && todo > PROMPT_CHUNK ? (todo - 1) / PROMPT_CHUNK * PROMPT_CHUNK : 0;
+        st = eval_head(e, keep, head, todo);
+        head_seconds = now() - t0;
+        if (st == KP_OK)
+            st = kp_generate(e->session, e->ids + keep + head, todo - head, &gp, &gs);
         if (!(st == KP_ERR_CANCELLED && !*interrupted && e->answer_len == 0))
             break;
     }
@@ -209,7 +239,7 @@ int engine_answer(chat_engine *e, chat_conv *c, volatile sig_atomic_t *interrupt
     ls->n_generated = gs.n_generated;
     ls->reason = gs.reason;
     if (st == KP_OK) {
-        ls->prompt_seconds = gs.prompt_seconds;
+        ls->prompt_seconds = head_seconds + gs.prompt_seconds;
         ls->generate_seconds = gs.generate_seconds;
     } else {
         double tf = t.t_first ? t.t_first : t_end;

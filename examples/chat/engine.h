@@ -20,6 +20,8 @@ typedef struct chat_stats {
 
 /* Receives each printable piece of the answer as it is generated. */
 typedef void (*chat_piece_fn)(void *user, const char *piece, size_t len);
+/* Told how much of a long prompt has been evaluated: `done` of `total` positions. */
+typedef void (*chat_progress_fn)(void *user, int32_t done, int32_t total);
 
 typedef struct chat_engine {
     kp_model *model;
@@ -36,6 +38,7 @@ typedef struct chat_engine {
     char *answer;        /* the answer being generated */
     size_t answer_len, answer_cap;
     chat_piece_fn on_piece;
+    chat_progress_fn on_progress; /* NULL: a long prompt goes to kp_generate in one call */
     void *user;
     chat_stats last;
     char err[1024];

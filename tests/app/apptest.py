@@ -5,6 +5,7 @@ reference answer (chat-reference), a pseudo-terminal driver, and a tiny test run
 Environment (meson sets it): KUIPER_CHAT, KUIPER_CHAT_REFERENCE (programs), KP_SOURCE_ROOT,
 KP_TEST_DATA (shared data), optionally KP_SMOLLM2 (a SmolLM2 GGUF to use instead of fetching one).
 """
+import fcntl
 import json
 import os
 import pty
@@ -14,6 +15,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 import traceback
 
@@ -171,10 +173,13 @@ class Pty:
     """kuiper-chat on a pseudo-terminal of its own (it is the foreground process, so "\\x03"
     typed there becomes SIGINT as from a keyboard)."""
 
-    def __init__(self, args):
+    def __init__(self, args, columns=1000):
         pid, fd = pty.fork()
         if pid == 0:
             try:
+                # A known terminal, wide enough that line editing never wraps what the tests type.
+                fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+                os.environ["TERM"] = "xterm"
                 os.execv(args[0], args)
             finally:
                 os._exit(127)
@@ -207,8 +212,21 @@ class Pty:
         while len(self.buf) < n:
             self._fill(deadline, f"{n} bytes")
 
-    def send(self, data):
-        os.write(self.fd, data)
+    def send(self, data, timeout=120):
+        """Writes all of `data`, reading output meanwhile: a terminal takes only so much input
+        before its reader catches up, and the reader may be waiting for its echo to be read."""
+        deadline = time.monotonic() + timeout
+        while data:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out writing input; last output: {self.buf[-400:]!r}")
+            r, w, _ = select.select([self.fd], [self.fd], [], 1.0)
+            if r:
+                try:
+                    self.buf += os.read(self.fd, 65536)
+                except OSError:
+                    pass
+            if w:
+                data = data[os.write(self.fd, data[:4096]):]
 
     def ask(self, text, timeout=120):
         """Types one line and returns the answer shown before the next prompt."""

@@ -25,8 +25,8 @@ def test_bad_values():
     model = shared(QWEN)
     q = ["-p", "hello"]
     cases = [
-        (["-t", "-1"] + q, "-t '-1' must be a number in [0, 100]"),
-        (["--temperature", "abc"] + q, "--temperature 'abc'"),
+        (["-t", "-1"] + q, "-t/--temperature '-1' must be a number in [0, 100]"),
+        (["--temperature", "abc"] + q, "-t/--temperature 'abc'"),
         (["--top-p", "1.5"] + q, "--top-p '1.5' must be a number in [0, 1]"),
         (["--top-k", "2.5"] + q, "--top-k '2.5' must be an integer"),
         (["--top-k", "-1"] + q, "--top-k '-1'"),
@@ -36,14 +36,19 @@ def test_bad_values():
         (["--frequency-penalty", "101"] + q, "--frequency-penalty '101'"),
         (["--presence-penalty", "-101"] + q, "--presence-penalty '-101'"),
         (["--penalty-window", "70000"] + q, "--penalty-window '70000'"),
-        (["-s", "-3"] + q, "-s '-3' must be an integer"),
-        (["--seed", "1.5"] + q, "--seed '1.5'"),
-        (["-n", "-1"] + q, "-n '-1' must be an integer in [0, 2147483647]"),
-        (["-n", "10x"] + q, "-n '10x'"),
-        (["-c", "abc"] + q, "-c 'abc'"),
+        (["-s", "-3"] + q, "-s/--seed '-3' must be an integer"),
+        (["--seed", "1.5"] + q, "-s/--seed '1.5'"),
+        (["-n", "-1"] + q, "-n/--n-predict '-1' must be an integer in [0, 2147483647]"),
+        (["-n", "10x"] + q, "-n/--n-predict '10x'"),
+        (["-c", "abc"] + q, "-c/--ctx-size 'abc'"),
         (["--threads", "-2"] + q, "--threads '-2' must be an integer in [0, 1024]"),
         (["--bogus"] + q, "unknown option '--bogus'"),
-        (q + ["-t"], "option -t needs a value"),
+        (["--kv-type", "q8"] + q, "--kv-type 'q8' must be f32 or f16"),
+        (["--device", "tpu"] + q, "--device 'tpu' must be cpu or cuda"),
+        (["-c", "-5"] + q, "-c/--ctx-size '-5' must be an integer"),
+        (["--json=1"], "option --json takes no value"),
+        (q + ["extra"], "unexpected argument 'extra'"),
+        (q + ["-t"], "option -t/--temperature needs a value"),
         (q + ["--json"], "exclude each other"),
         (["--dump-prompt", "--json"], "exclude each other"),
     ]
@@ -59,11 +64,12 @@ def test_no_model():
 def test_missing_model_file():
     r = chat("/nonexistent/model.gguf", "-p", "hi")
     one_line_error(r, "/nonexistent/model.gguf", "KP_ERR_IO")
+    assert r.stderr.count("/nonexistent/model.gguf") == 1, f"the path is named more than once: {r.stderr!r}"
 
 
 def test_context_larger_than_the_model():
     r = chat(shared(QWEN), "-c", "100000000", "-p", "hi")
-    one_line_error(r, "-c 100000000 exceeds the model's context")
+    one_line_error(r, "-c/--ctx-size 100000000 exceeds the model's context")
 
 
 def test_model_without_template():
