@@ -4,7 +4,8 @@
  *
  * IN is a GGUF file, a Hugging Face model folder, a llama2.c checkpoint (needs --tokenizer) or
  * a KuiperLLama .bin (needs --family unless a config.json lies beside it). TYPE is one of F32
- * F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K Q4_K_M Q5_K_M. Uses only the public API. */
+ * F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K Q4_K_M Q5_K_M COPY. Uses only the public
+ * API. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@ static void usage(FILE *f)
             "TYPE: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K Q4_K_M Q5_K_M\n"
             "      (weight matrices; norms and biases stay F32, the output layer gets Q6_K\n"
             "      and the _M mixes give some layers Q6_K, as llama-quantize does)\n"
+            "      or COPY (every tensor keeps its type; F32 where GGUF has none)\n"
             "\n"
             "options:\n"
             "  -t, --threads N     threads (default: all CPUs)\n"

@@ -168,7 +168,8 @@ typedef struct kp_quantize_params {
      * "Q5_1", "Q4_K", "Q5_K", "Q6_K", or llama.cpp's mixes "Q4_K_M", "Q5_K_M". Weight
      * matrices get that type, adjusted per tensor as llama-quantize does (the classifier Q6_K,
      * the _M layers, fallbacks for rows that do not fill a block); norms, biases and
-     * rope_freqs stay F32. Default "Q8_0". Not copied; read during the call only. */
+     * rope_freqs stay F32. "COPY" keeps each matrix's own type (F32 for types GGUF lacks).
+     * Default "Q8_0". Not copied; read during the call only. */
     const char *type;
     int n_threads;                 /* threads for quantizing; 0: one per online CPU */
     const kp_allocator *allocator; /* NULL: malloc/free */

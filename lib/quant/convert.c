@@ -64,7 +64,7 @@ static kp_status plan_add(conv *c, const kp_tensor *t, const char *name)
     it->src = t;
     it->name = name;
     kp_quant_tensor_info ti = {name, t->ndim, t->ne, kp_tensor_list_find(&c->m->tensors, "output.weight") != NULL,
-                               cfg->n_layer};
+                               cfg->n_layer, t->dtype};
     it->type = kp_quant_mix_pick(c->mx, &ti);
     /* llama.cpp's LLAMA architecture rotates adjacent pairs; weights made for rotate-half
      * (Hugging Face's order) are permuted into that order, as its converter does */
@@ -74,15 +74,15 @@ static kp_status plan_add(conv *c, const kp_tensor *t, const char *name)
     return KP_OK;
 }
 
-/* llama.cpp's order: embeddings, rope factors, each layer's tensors, the output head; then
- * anything a newer loader added that we do not know by name. */
+/* Close to llama.cpp's converter: rope factors, embeddings, each layer's tensors (in the
+ * loader's order), the output head; then anything a newer loader added under other names. */
 static kp_status make_plan(conv *c)
 {
     kp_model *m = c->m;
     const kp_tensor_list *l = &m->tensors;
     kp_status st;
-    if ((st = plan_add(c, kp_tensor_list_find(l, "token_embd.weight"), "token_embd.weight")) ||
-        (st = plan_add(c, m->rope_freqs, "rope_freqs.weight")))
+    if ((st = plan_add(c, m->rope_freqs, "rope_freqs.weight")) ||
+        (st = plan_add(c, kp_tensor_list_find(l, "token_embd.weight"), "token_embd.weight")))
         return st;
     for (int32_t il = 0; il < m->cfg.n_layer; il++) {
         char pre[32];
@@ -219,13 +219,27 @@ static void model_name(const char *path, char *buf, size_t cap)
     snprintf(buf, cap, "%.*s", (int)(e - b), path + b);
 }
 
+/* The type most weight-matrix elements get: what general.file_type describes. */
+static kp_dtype main_type(const conv *c)
+{
+    int64_t count[KP_DTYPE_COUNT] = {0};
+    for (size_t i = 0; i < c->n_items; i++)
+        if (c->items[i].src->ndim >= 2)
+            count[c->items[i].type] += kp_tensor_nelems(c->items[i].src);
+    kp_dtype best = KP_DTYPE_F32;
+    for (int t = 0; t < KP_DTYPE_COUNT; t++)
+        if (count[t] > count[best])
+            best = (kp_dtype)t;
+    return best;
+}
+
 static kp_status write_file(conv *c, FILE *f, const char *in_path)
 {
     kp_gguf_writer w;
     kp_gguf_writer_init(&w, c->a);
     char name[256];
     model_name(in_path, name, sizeof name);
-    kp_status st = kp_convert_write_meta(&w, c->m, c->mx, name);
+    kp_status st = kp_convert_write_meta(&w, c->m, c->mx, main_type(c), name);
     for (size_t i = 0; i < c->n_items && !st; i++) {
         const plan_item *it = &c->items[i];
         const size_t rb = kp_dtype_row_bytes(it->type, it->src->ne[0]);

@@ -6,8 +6,9 @@
 #include "../model/model.h"
 #include "mix.h"
 
-/* general.*, <arch>.* and tokenizer.* keys for model `m` written as `mx`; `name` is
- * general.name. */
-kp_status kp_convert_write_meta(kp_gguf_writer *w, const kp_model *m, const kp_quant_mix *mx, const char *name);
+/* general.*, <arch>.* and tokenizer.* keys for model `m` written as `mx`, whose weight matrices
+ * are mostly `main_type`; `name` is general.name. */
+kp_status kp_convert_write_meta(kp_gguf_writer *w, const kp_model *m, const kp_quant_mix *mx, kp_dtype main_type,
+                                const char *name);
 
 #endif

@@ -78,12 +78,13 @@ static kp_status write_vocab(kp_gguf_writer *w, const kp_model *m)
     return w->err;
 }
 
-kp_status kp_convert_write_meta(kp_gguf_writer *w, const kp_model *m, const kp_quant_mix *mx, const char *name)
+kp_status kp_convert_write_meta(kp_gguf_writer *w, const kp_model *m, const kp_quant_mix *mx, kp_dtype main_type,
+                                const char *name)
 {
     kp_gguf_w_cstr(w, "general.architecture", m->cfg.arch);
     kp_gguf_w_cstr(w, "general.name", name);
-    kp_gguf_w_u32(w, "general.file_type", mx->file_type);
-    if (kp_dtype_block_elems(mx->base) > 1)
+    kp_gguf_w_u32(w, "general.file_type", mx->base == KP_DTYPE_COUNT ? kp_quant_file_type_of(main_type) : mx->file_type);
+    if (kp_dtype_block_elems(main_type) > 1)
         kp_gguf_w_u32(w, "general.quantization_version", 2);
     kp_status st = write_hparams(w, &m->cfg);
     if (st)

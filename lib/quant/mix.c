@@ -13,7 +13,16 @@ static const kp_quant_mix mixes[] = {
     /* plain K types: llama.cpp has no ftype of its own for them; label them as the nearest */
     {"Q4_K", KP_DTYPE_Q4_K, 0, 14},  {"Q5_K", KP_DTYPE_Q5_K, 0, 16},  {"Q6_K", KP_DTYPE_Q6_K, 0, 18},
     {"Q4_K_M", KP_DTYPE_Q4_K, 1, 15}, {"Q5_K_M", KP_DTYPE_Q5_K, 1, 17},
+    {"COPY", KP_DTYPE_COUNT, 0, 0},
 };
+
+uint32_t kp_quant_file_type_of(kp_dtype t)
+{
+    for (size_t i = 0; i < sizeof mixes / sizeof mixes[0]; i++)
+        if (mixes[i].base == t && !mixes[i].more_bits)
+            return mixes[i].file_type;
+    return 0;
+}
 
 const kp_quant_mix *kp_quant_mix_find(const char *name)
 {
@@ -27,7 +36,7 @@ const kp_quant_mix *kp_quant_mix_find(const char *name)
 
 const char *kp_quant_mix_names(void)
 {
-    return "F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K Q4_K_M Q5_K_M";
+    return "F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K Q4_K_M Q5_K_M COPY";
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -62,6 +71,14 @@ kp_dtype kp_quant_mix_pick(const kp_quant_mix *mx, const kp_quant_tensor_info *t
     if (!ends_with(ti->name, "weight") || dims < 2 || strcmp(ti->name, "rope_freqs.weight") == 0)
         return KP_DTYPE_F32;
     kp_dtype t = mx->base;
+    if (t == KP_DTYPE_COUNT) {
+        switch (ti->src_type) {
+        case KP_DTYPE_F32: case KP_DTYPE_F16: case KP_DTYPE_BF16: case KP_DTYPE_Q8_0: case KP_DTYPE_Q4_0:
+        case KP_DTYPE_Q4_1: case KP_DTYPE_Q5_0: case KP_DTYPE_Q5_1: case KP_DTYPE_Q4_K: case KP_DTYPE_Q5_K:
+        case KP_DTYPE_Q6_K: return ti->src_type;
+        default: return KP_DTYPE_F32;
+        }
+    }
     if (kp_dtype_block_elems(t) == 1) /* F32 / F16 / BF16: no per-tensor rules */
         return t;
     const int64_t cols = ti->ne[0];

@@ -120,7 +120,49 @@ static void k4_put(uint8_t *s, int j, int sc, int m)
     }
 }
 
-/* Shared by Q4_K (nmax 15) and Q5_K (nmax 31): levels L[256], d, dmin and scales. */
+/* Error of sub-block j (32 values) read back as D*q - M with the best levels for D, M. */
+static float sub_err(const float *x, const float *w, int nmax, float D, float M, uint8_t *q)
+{
+    float e = 0;
+    for (int i = 0; i < 32; i++) {
+        q[i] = D > 0 ? (uint8_t)clampi(near_int((x[i] + M) / D), 0, nmax) : 0;
+        const float r = D * q[i] - M - x[i];
+        e += w[i] * r * r;
+    }
+    return e;
+}
+
+/* For F16 super-scales d and dmin: each sub-block's 6-bit scale and min, chosen among the
+ * neighbours of the rounded ideal values, and the levels. Returns the total error. */
+static float k_assign(const float *x, const float *w, int nmax, const float *s, const float *m, float d, float dmin,
+                      int *sc, int *mm, uint8_t *L)
+{
+    float tot = 0;
+    uint8_t q[32];
+    for (int j = 0; j < 8; j++) {
+        const int s0 = d > 0 ? clampi(near_int(s[j] / d), 0, 63) : 0;
+        const int m0 = dmin > 0 ? clampi(near_int(m[j] / dmin), 0, 63) : 0;
+        float best = FLT_MAX;
+        for (int a = s0 - 1; a <= s0 + 1; a++)
+            for (int b = m0 - 1; b <= m0 + 1; b++) {
+                if (a < 0 || a > 63 || b < 0 || b > 63 || (b && dmin <= 0))
+                    continue;
+                const float e = sub_err(x + 32 * j, w + 32 * j, nmax, d * (float)a, dmin * (float)b, q);
+                if (e < best) {
+                    best = e;
+                    sc[j] = a;
+                    mm[j] = b;
+                    memcpy(L + 32 * j, q, 32);
+                }
+            }
+        tot += best;
+    }
+    return tot;
+}
+
+/* Shared by Q4_K (nmax 15) and Q5_K (nmax 31): levels L[256], d, dmin and scales. After the
+ * per-sub-block fit, d and dmin are refitted jointly by least squares over the whole
+ * super-block with the integer scales and levels fixed, and the assignment repeated. */
 static void k_affine_block(const float *x, int nmax, uint8_t *L, uint16_t *d16, uint16_t *dmin16,
                            uint8_t *scales)
 {
@@ -137,18 +179,53 @@ static void k_affine_block(const float *x, int nmax, uint8_t *L, uint16_t *d16, 
         max_s = fmaxf(max_s, s[j]);
         max_m = fmaxf(max_m, m[j]);
     }
-    *d16 = kp_f32_to_f16(max_s / 63);
-    *dmin16 = kp_f32_to_f16(max_m / 63);
-    const float d = kp_f16_to_f32(*d16), dmin = kp_f16_to_f32(*dmin16);
-    memset(scales, 0, 12);
-    for (int j = 0; j < 8; j++) {
-        const int sc = d > 0 ? clampi(near_int(s[j] / d), 0, 63) : 0;
-        const int mm = dmin > 0 ? clampi(near_int(m[j] / dmin), 0, 63) : 0;
-        k4_put(scales, j, sc, mm);
-        const float D = d * (float)sc, M = dmin * (float)mm;
-        for (int i = 0; i < 32; i++)
-            L[32 * j + i] = D > 0 ? (uint8_t)clampi(near_int((x[32 * j + i] + M) / D), 0, nmax) : 0;
+    uint16_t hd = kp_f32_to_f16(max_s / 63), hm = kp_f32_to_f16(max_m / 63);
+    int sc[8], mm[8], bsc[8], bmm[8];
+    uint8_t Lt[256];
+    float best = k_assign(x, w, nmax, s, m, kp_f16_to_f32(hd), kp_f16_to_f32(hm), bsc, bmm, L);
+    *d16 = hd;
+    *dmin16 = hm;
+    memcpy(sc, bsc, sizeof sc);
+    memcpy(mm, bmm, sizeof mm);
+    memcpy(Lt, L, 256);
+    for (int it = 0; it < 2; it++) {
+        /* x ~ d*A - dmin*B with A = sc*q, B = mm */
+        double aa = 0, ab = 0, bb = 0, ax = 0, bx = 0;
+        for (int i = 0; i < 256; i++) {
+            const double A = (double)sc[i / 32] * Lt[i], B = mm[i / 32];
+            aa += w[i] * A * A;
+            ab += w[i] * A * B;
+            bb += w[i] * B * B;
+            ax += w[i] * A * x[i];
+            bx += w[i] * B * x[i];
+        }
+        const double det = aa * bb - ab * ab;
+        double nd, nm;
+        if (bb > 0 && det > 1e-30 * aa * bb) {
+            nd = (ax * bb - ab * bx) / det;
+            nm = (ax * ab - aa * bx) / det;
+        } else {
+            nd = aa > 0 ? ax / aa : 0;
+            nm = 0;
+        }
+        if (!(nd > 0) || nm < 0)
+            break;
+        hd = kp_f32_to_f16((float)nd);
+        hm = kp_f32_to_f16((float)nm);
+        /* the ideal per-sub-block values stay the reference for the neighbour search */
+        const float e = k_assign(x, w, nmax, s, m, kp_f16_to_f32(hd), kp_f16_to_f32(hm), sc, mm, Lt);
+        if (!(e < best))
+            break;
+        best = e;
+        *d16 = hd;
+        *dmin16 = hm;
+        memcpy(bsc, sc, sizeof bsc);
+        memcpy(bmm, mm, sizeof bmm);
+        memcpy(L, Lt, 256);
     }
+    memset(scales, 0, 12);
+    for (int j = 0; j < 8; j++)
+        k4_put(scales, j, bsc[j], bmm[j]);
 }
 
 void kp_quantize_row_q4_k(const float *x, int64_t n, void *dst)
