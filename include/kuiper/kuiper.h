@@ -161,6 +161,39 @@ KP_API int64_t kp_model_info_get(const kp_model *m, kp_model_info key);
 /* Architecture name ("llama", "qwen2"); owned by the model. */
 KP_API const char *kp_model_arch_borrow(const kp_model *m);
 
+/* ---------------------------------------------------------------- conversion */
+
+typedef struct kp_quantize_params {
+    size_t struct_size;            /* sizeof(kp_quantize_params), set by kp_quantize_params_init */
+    /* Output type, case-insensitive: "F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0",
+     * "Q5_1", "Q4_K", "Q5_K", "Q6_K", or llama.cpp's mixes "Q4_K_M", "Q5_K_M". Weight
+     * matrices get that type, adjusted per tensor as llama-quantize does (the classifier Q6_K,
+     * the _M layers, fallbacks for rows that do not fill a block); norms, biases and
+     * rope_freqs stay F32. "COPY" keeps each matrix's own type (F32 for types GGUF lacks).
+     * Default "Q8_0". Not copied; read during the call only. */
+    const char *type;
+    int n_threads;                 /* threads for quantizing; 0: one per online CPU */
+    const kp_allocator *allocator; /* NULL: malloc/free */
+    kp_log_fn log;                 /* NULL: silent */
+    void *log_user;
+    kp_log_level log_level;        /* default WARN */
+    const char *tokenizer_path;    /* as kp_model_params, for inputs that store no tokenizer */
+    const char *family;            /* as kp_model_params, for KuiperLLama .bin inputs */
+} kp_quantize_params;
+
+/* Fills `p` with the defaults. */
+KP_API void kp_quantize_params_init(kp_quantize_params *p);
+
+/* Writes the model at `in_path` (anything kp_model_load reads) as a GGUF v3 file at `out_path`
+ * that llama.cpp and libkuiper load: llama.cpp's architecture metadata, tokenizer
+ * (tokenizer.ggml.*) and chat template, tensors under llama.cpp's names. `p` may be NULL for
+ * defaults. The file is written beside `out_path` under a temporary name and renamed when
+ * complete, so on failure nothing is left behind and an existing `out_path` is untouched.
+ * Errors: KP_ERR_INVALID_ARG for an unknown type, the loader's status for an unreadable input,
+ * KP_ERR_IO when the output cannot be written, KP_ERR_UNSUPPORTED for a tokenizer or layout
+ * GGUF cannot express; the message names the file and the problem. */
+KP_API kp_status kp_model_quantize(const char *in_path, const char *out_path, const kp_quantize_params *p);
+
 /* ---------------------------------------------------------------- tokenizer */
 
 typedef struct kp_tokenizer_params {

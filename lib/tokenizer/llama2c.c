@@ -111,6 +111,17 @@ static void destroy(kp_tokenizer *t)
 
 static const kp_tokenizer_vtbl l2c_vtbl = {"llama2c", encode, destroy};
 
+int kp_llama2c_token_text(const kp_tokenizer *t, int32_t id, float *score, const char **text, size_t *len)
+{
+    if (t->vt != &l2c_vtbl || id < 0 || id >= t->n_vocab)
+        return 0;
+    const l2c_tok *lt = t->impl;
+    *score = lt->score[id];
+    *text = lt->text + lt->text_off[id];
+    *len = lt->text_off[id + 1] - lt->text_off[id];
+    return 1;
+}
+
 /* "<0xXX>" with uppercase or lowercase hex: the byte it stands for, or -1. */
 static int byte_token(const char *s, size_t n)
 {

@@ -169,6 +169,33 @@ kp_status kp_tokenizer_bpe_vocab_new(const kp_allocator *a, const kp_vocab_array
  * <|eot_id|>, <|im_end|>, <|end|>, <end_of_turn>, <|endoftext|>, <|eom_id|>, <EOT>,
  * <|end_of_text|>; t->eot is filled from those names when the file gives none. */
 
+/* ---- the vocabulary as GGUF's tokenizer.ggml.* arrays, for writing GGUF files */
+
+/* Score and text of a llama2.c tokenizer.bin entry as stored; 0 if `t` is not one. */
+int kp_llama2c_token_text(const kp_tokenizer *t, int32_t id, float *score, const char **text, size_t *len);
+
+typedef struct kp_vocab_export {
+    const kp_allocator *alloc;
+    const char *model;        /* "llama" (SentencePiece-style, scores) or "gpt2" (byte-level BPE) */
+    const char *pre;          /* "gpt2": llama.cpp's pre-tokenizer name; NULL for "llama" */
+    int32_t n;
+    const char **tokens;      /* n texts in GGUF form, token_lens[i] bytes each */
+    uint32_t *token_lens;
+    float *scores;            /* n ("llama"), else NULL */
+    int32_t *types;           /* n kp_token_type values */
+    int32_t n_merges;         /* "gpt2": "a b" strings in rank order */
+    const char **merges;
+    uint32_t *merge_lens;
+    int add_bos, add_eos, add_space_prefix;
+    kp_buf blob;              /* backs every string above */
+} kp_vocab_export;
+
+/* Reconstructs the arrays a GGUF file needs to rebuild `t` (llama.cpp's encoding of them gives
+ * the same ids as `t`). KP_ERR_UNSUPPORTED for a tokenizer kind that has no GGUF form. Free with
+ * kp_vocab_export_free (also after a failure). */
+kp_status kp_tokenizer_vocab_export(const kp_tokenizer *t, const kp_allocator *a, kp_vocab_export *out);
+void kp_vocab_export_free(kp_vocab_export *v);
+
 /* Copies a chat template into t->chat_template, replacing any previous one. */
 kp_status kp_tokenizer_set_chat_template(kp_tokenizer *t, const char *s, size_t n);
 void kp_tokenizer_free_chat_template(kp_tokenizer *t);
