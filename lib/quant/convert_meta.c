@@ -72,7 +72,7 @@ static kp_status write_vocab(kp_gguf_writer *w, const kp_model *m)
         kp_gguf_w_bool(w, "tokenizer.ggml.add_space_prefix", v.add_space_prefix);
     kp_vocab_export_free(&v);
     /* the model's template first: that is the one kp_chat_format uses */
-    const char *tmpl = m->chat_template ? m->chat_template : t->chat_template;
+    const char *tmpl = t->chat_template;
     if (tmpl)
         kp_gguf_w_str(w, "tokenizer.chat_template", tmpl, strlen(tmpl));
     return w->err;
