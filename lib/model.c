@@ -145,10 +145,11 @@ kp_status kp_model_load(const char *path, const kp_model_params *p, kp_model **o
     if (st)
         goto fail;
     if ((st = read_model(m, path, &dp))) {
-        /* Prefix the path so the message says which file is at fault. */
+        /* Prefix the path so the message says which file is at fault, once. */
         char msg[400];
         snprintf(msg, sizeof msg, "%s", kp_error_text());
-        kp_fail(st, "%s: %s", path, msg);
+        if (!strstr(msg, path))
+            kp_fail(st, "%s: %s", path, msg);
         goto fail;
     }
     if ((st = kp_model_bind(m)) || (st = attach_tokenizer(m, dp.tokenizer_path)))
