@@ -114,6 +114,12 @@ static kp_status bytelevel_text(kp_buf *out, const char *s, size_t n)
 /* llama.cpp's name for the pre-tokenizer, recognised from the steps that implement it. */
 static const char *pre_name(const kp_bpe_tok *p)
 {
+    /* tokenizer.json spells Llama 3 / Qwen2 as Split(pattern) + ByteLevel(use_regex false), a
+     * byte mapping that the BPE model does anyway: the Split alone decides */
+    const kp_pre_step *last = p->n_pre ? &p->pre[p->n_pre - 1] : NULL;
+    if (p->n_pre == 2 && p->pre[0].kind == KP_PRE_SPLIT && p->pre[0].fast != KP_FAST_NONE &&
+        last->kind == KP_PRE_BYTELEVEL && !last->use_regex && !last->add_prefix_space)
+        return p->pre[0].fast == KP_FAST_LLAMA3 ? "llama-bpe" : p->pre[0].fast == KP_FAST_QWEN2 ? "qwen2" : "gpt-2";
     if (p->n_pre == 1 && p->pre[0].kind == KP_PRE_SPLIT) {
         switch (p->pre[0].fast) {
         case KP_FAST_LLAMA3: return "llama-bpe";
