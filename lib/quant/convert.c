@@ -2,6 +2,7 @@
  * (mix.c), write the metadata (convert_meta.c) and stream every tensor through F32 into its
  * new type, a slab of rows at a time spread over a thread pool. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -69,8 +70,11 @@ static kp_status plan_add(conv *c, const kp_tensor *t, const char *name)
     /* llama.cpp's LLAMA architecture rotates adjacent pairs; weights made for rotate-half
      * (Hugging Face's order) are permuted into that order, as its converter does */
     if (!strcmp(cfg->arch, "llama") && cfg->rope_style == KP_ROPE_NEOX &&
-        (strstr(name, ".attn_q.") || strstr(name, ".attn_k.")))
+        (strstr(name, ".attn_q.") || strstr(name, ".attn_k."))) {
+        if (t->ndim < 2)
+            return kp_fail(KP_ERR_UNSUPPORTED, "'%s': a rotate-half Llama with q/k biases has no llama.cpp form", name);
         it->permute_heads = cfg->head_dim;
+    }
     return KP_OK;
 }
 
@@ -155,7 +159,7 @@ typedef struct slab_job {
     float *f32;
     uint8_t *out;
     size_t out_rb;
-    int bad;
+    atomic_int bad;
 } slab_job;
 
 static void slab_rows(void *ctx, int64_t begin, int64_t end)
@@ -166,7 +170,7 @@ static void slab_rows(void *ctx, int64_t begin, int64_t end)
         float *x = j->f32 + (size_t)i * (size_t)cols;
         if (!to_f32(j->it->src, src_row(j->it, j->r0 + i), x) ||
             !kp_quantize_row(j->it->type, x, cols, j->out + (size_t)i * j->out_rb))
-            j->bad = 1; /* racy but only ever set to 1 */
+            atomic_store(&j->bad, 1);
     }
 }
 
@@ -189,8 +193,9 @@ static kp_status write_tensor(conv *c, kp_gguf_writer *w, FILE *f, const plan_it
     for (int64_t r0 = 0; r0 < rows && !st; r0 += slab) {
         const int64_t n = rows - r0 < slab ? rows - r0 : slab;
         slab_job j = {it, r0, f32, out, out_rb, 0};
+        atomic_init(&j.bad, 0);
         kp_threadpool_for(c->pool, n, 1 + 4096 / (cols + 1), slab_rows, &j);
-        if (j.bad)
+        if (atomic_load(&j.bad))
             st = kp_fail(KP_ERR_UNSUPPORTED, "tensor '%s' (%s) cannot be converted to %s", it->name,
                          kp_dtype_name(t->dtype), kp_dtype_name(it->type));
         else

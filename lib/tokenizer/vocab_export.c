@@ -2,6 +2,7 @@
  * keeps what the GGUF form needs somewhere: llama.cpp-style and SentencePiece vocabularies their
  * pieces and scores, llama2.c files their stored texts and scores, byte-level BPE its raw-byte
  * vocabulary and merge ranks. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,31 +112,32 @@ static kp_status bytelevel_text(kp_buf *out, const char *s, size_t n)
     return st;
 }
 
-/* llama.cpp's name for the pre-tokenizer, recognised from the steps that implement it. */
+/* llama.cpp's name for the pre-tokenizer, recognised from the steps that implement it. A
+ * ByteLevel step without its regex only maps bytes (implicit here) and is skipped. */
 static const char *pre_name(const kp_bpe_tok *p)
 {
-    /* tokenizer.json spells Llama 3 / Qwen2 as Split(pattern) + ByteLevel(use_regex false), a
-     * byte mapping that the BPE model does anyway: the Split alone decides */
-    const kp_pre_step *last = p->n_pre ? &p->pre[p->n_pre - 1] : NULL;
-    if (p->n_pre == 2 && p->pre[0].kind == KP_PRE_SPLIT && p->pre[0].fast != KP_FAST_NONE &&
-        last->kind == KP_PRE_BYTELEVEL && !last->use_regex && !last->add_prefix_space)
-        return p->pre[0].fast == KP_FAST_LLAMA3 ? "llama-bpe" : p->pre[0].fast == KP_FAST_QWEN2 ? "qwen2" : "gpt-2";
-    if (p->n_pre == 1 && p->pre[0].kind == KP_PRE_SPLIT) {
-        switch (p->pre[0].fast) {
-        case KP_FAST_LLAMA3: return "llama-bpe";
-        case KP_FAST_QWEN2: return "qwen2";
-        case KP_FAST_GPT2: return "gpt-2";
-        default: return NULL;
-        }
+    const kp_pre_step *st[8];
+    int n = 0;
+    for (int i = 0; i < p->n_pre; i++) {
+        const kp_pre_step *s = &p->pre[i];
+        if (s->kind == KP_PRE_BYTELEVEL && !s->use_regex && !s->add_prefix_space)
+            continue;
+        if (n == 8 || s->kind == KP_PRE_METASPACE || (s->kind == KP_PRE_BYTELEVEL && s->add_prefix_space))
+            return NULL;
+        st[n++] = s;
     }
-    if (p->n_pre == 1 && p->pre[0].kind == KP_PRE_BYTELEVEL && p->pre[0].use_regex && !p->pre[0].add_prefix_space)
+    const int gpt2_last = n >= 1 && ((st[n - 1]->kind == KP_PRE_SPLIT && st[n - 1]->fast == KP_FAST_GPT2) ||
+                                     st[n - 1]->kind == KP_PRE_BYTELEVEL);
+    if (n == 1 && st[0]->kind == KP_PRE_SPLIT && st[0]->fast == KP_FAST_LLAMA3)
+        return "llama-bpe";
+    if (n == 1 && st[0]->kind == KP_PRE_SPLIT && st[0]->fast == KP_FAST_QWEN2)
+        return "qwen2";
+    if (n == 1 && gpt2_last)
         return "gpt-2";
     /* digits split one by one, then GPT-2's pattern (SmolLM, StarCoder) */
-    if (p->n_pre == 2 && p->pre[0].kind == KP_PRE_SPLIT && p->pre[0].fast == KP_FAST_NONE &&
-        ((p->pre[1].kind == KP_PRE_SPLIT && p->pre[1].fast == KP_FAST_GPT2) ||
-         (p->pre[1].kind == KP_PRE_BYTELEVEL && p->pre[1].use_regex)))
+    if (n == 2 && st[0]->kind == KP_PRE_SPLIT && st[0]->fast == KP_FAST_NONE && gpt2_last)
         return "smollm";
-    if (p->n_pre == 4 && p->pre[1].kind == KP_PRE_SPLIT && p->pre[1].fast == KP_FAST_GPT2)
+    if (n == 4 && st[1]->kind == KP_PRE_SPLIT && st[1]->fast == KP_FAST_GPT2)
         return "default";
     return NULL;
 }
@@ -151,11 +153,60 @@ static int by_rank(const void *x, const void *y)
     return p->rank < q->rank ? -1 : p->rank > q->rank;
 }
 
+/* A SentencePiece-style BPE (tokenizer.json with byte fallback: Llama 2, TinyLlama) as a
+ * "llama" vocabulary. Scores stand in for merge ranks: a token scores minus the rank of the
+ * first merge that makes it, so that merging the best-scoring pair first merges the
+ * lowest-ranked pair first; tokens no merge makes score far below every merge. */
+static kp_status from_bpe_spm(const kp_tokenizer *t, kp_vocab_export *v)
+{
+    const kp_bpe_tok *p = t->impl;
+    if (!p->bpe.byte_fallback)
+        return kp_fail(KP_ERR_UNSUPPORTED, "this BPE tokenizer is neither byte-level nor byte-fallback; GGUF has no form for it");
+    kp_buf tmp;
+    kp_buf_init(&tmp, v->alloc);
+    kp_status st = KP_OK;
+    for (int32_t i = 0; i < t->n_vocab && !st; i++) {
+        size_t n;
+        const char *s = kp_tokenizer_piece(t, i, &n);
+        const int ty = t->type[i];
+        v->types[i] = ty;
+        size_t chars = 0;
+        for (size_t k = 0; k < n; k++)
+            chars += ((unsigned char)s[k] & 0xC0) != 0x80;
+        v->scores[i] = (ty == KP_TOKEN_NORMAL && chars > 1) ? -1e9f : 0.0f;
+        if (ty == KP_TOKEN_BYTE && n == 1) {
+            char b[8];
+            snprintf(b, sizeof b, "<0x%02X>", (unsigned char)s[0]);
+            st = add_text(v, &v->tokens[i], &v->token_lens[i], b, 6);
+        } else if (ty == KP_TOKEN_NORMAL || ty == KP_TOKEN_UNUSED) {
+            st = spm_text(v, i, s, n, &tmp);
+        } else {
+            st = add_text(v, &v->tokens[i], &v->token_lens[i], s, n);
+        }
+    }
+    kp_buf_free(&tmp);
+    const kp_pairmap *pm = &p->bpe.merges;
+    for (size_t i = 0; pm->slots && i <= pm->mask; i++) {
+        const kp_pair_slot *sl = &pm->slots[i];
+        if (sl->rank != UINT32_MAX && sl->id >= 0 && sl->id < t->n_vocab && -(float)sl->rank - 1 > v->scores[sl->id])
+            v->scores[sl->id] = -(float)sl->rank - 1;
+    }
+    v->model = "llama";
+    v->add_bos = p->n_prefix > 0 && p->prefix[0] == t->bos;
+    v->add_eos = p->n_suffix > 0 && p->suffix[p->n_suffix - 1] == t->eos;
+    v->add_space_prefix = 0;
+    for (int i = 0; i < p->n_norm; i++)
+        v->add_space_prefix |= p->norm[i].kind == KP_NORM_PREPEND;
+    for (int i = 0; i < p->n_pre; i++)
+        v->add_space_prefix |= p->pre[i].kind == KP_PRE_METASPACE && p->pre[i].prepend != 0;
+    return st;
+}
+
 static kp_status from_bpe(const kp_tokenizer *t, kp_vocab_export *v)
 {
     const kp_bpe_tok *p = t->impl;
     if (!p->bpe.byte_level)
-        return kp_fail(KP_ERR_UNSUPPORTED, "this BPE tokenizer is not byte-level; GGUF has no form for it");
+        return from_bpe_spm(t, v);
     if (!(v->pre = pre_name(p)))
         return kp_fail(KP_ERR_UNSUPPORTED, "this tokenizer's pre-tokenizer matches none of llama.cpp's");
     v->model = "gpt2";
@@ -231,9 +282,10 @@ kp_status kp_tokenizer_vocab_export(const kp_tokenizer *t, const kp_allocator *a
     v->tokens = kp_calloc(v->alloc, n, sizeof *v->tokens);
     v->token_lens = kp_calloc(v->alloc, n, sizeof *v->token_lens);
     v->types = kp_calloc(v->alloc, n, sizeof *v->types);
-    if (!bpe)
+    const int need_scores = !bpe || !((const kp_bpe_tok *)t->impl)->bpe.byte_level;
+    if (need_scores)
         v->scores = kp_calloc(v->alloc, n, sizeof *v->scores);
-    if (!v->tokens || !v->token_lens || !v->types || (!bpe && !v->scores))
+    if (!v->tokens || !v->token_lens || !v->types || (need_scores && !v->scores))
         return KP_ERR_OUT_OF_MEMORY;
     kp_status st = l2c ? from_llama2c(t, v) : spm ? from_spm(t, v) : from_bpe(t, v);
     if (st)

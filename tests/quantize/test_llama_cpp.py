@@ -76,3 +76,26 @@ def test_bytes_equal_llama_model_quantize(shared, quantize_tool, outdir, typ, ft
             assert np.array(t.data).tobytes() == np.array(b[name].data).tobytes(), name
             n += 1
     assert n >= 27
+
+
+@pytest.mark.parametrize("name", ["kp-llama3-tiny", "kp-qwen2-tiny", "stories260K"])
+def test_llama_cpp_tokenizes_our_vocabulary_alike(shared, quantize_tool, outdir, name):
+    """llama.cpp's tokenizer on the vocabulary we wrote gives what it gives on the file
+    llama.cpp's tools made (for stories260K: its own conversion of the same checkpoint)."""
+    from test_quantize import TEXTS
+    lc = llama_cpp()
+    if name == "stories260K":
+        ref = shared("models/stories260K/stories260K.gguf")
+        ours = convert(quantize_tool, outdir, shared("models/stories260K/stories260K.bin"), "F32", "st",
+                       "--tokenizer", shared("models/stories260K/tok512.bin"))
+    else:
+        ref = shared(f"models/gguf/{name}.gguf")
+        ours = convert(quantize_tool, outdir, ref, "COPY", name)
+    a = lc.Llama(model_path=str(ref), vocab_only=True, verbose=False)
+    b = lc.Llama(model_path=str(ours), vocab_only=True, verbose=False)
+    for text in TEXTS:
+        for special in (True, False):
+            assert a.tokenize(text.encode(), add_bos=True, special=special) == \
+                b.tokenize(text.encode(), add_bos=True, special=special), (text, special)
+    a.close()
+    b.close()
