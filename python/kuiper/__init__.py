@@ -102,8 +102,6 @@ _STOP_REASONS = {0: "none", 1: "eog", 2: "max_tokens", 3: "stop_string", 4: "cal
 _CONTEXT_POLICIES = {"error": 0, "slide": 1}
 _DEVICES = {"cpu": 0, "cuda": 1}
 _KV_TYPES = {"f32": 0, "f16": 1}
-# kuiper-chat's sampler defaults (examples/kuiper-chat.c); seed 0 takes one from the clock.
-_CHAT_DEFAULTS = {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.05, "seed": 0}
 _DEFAULT_N_CTX = 4096  # sessions hold min(this, the model's context), as kuiper-chat's do
 _ERR_BUFFER_TOO_SMALL = 6
 _ERR_CANCELLED = 10

@@ -64,6 +64,10 @@ warn=(-Wall -Wextra -Wpedantic -Werror)
     $cc -std=c11 "${warn[@]}" "${san[@]}" -o "$tmp/consumer-c" "$src/consumer.c" $cflags $libs
     $cxx -std=c++11 "${warn[@]}" "${san[@]}" -o "$tmp/consumer-cpp" "$src/consumer.cpp" $cflags $libs
     $cc -std=c11 "${warn[@]}" "${san[@]}" -o "$tmp/consumer-c-static" "$src/consumer.c" $static_flags
+    # `pkg-config --static` on kuiper.pc: every Libs.private flag must resolve (the linker still
+    # picks libkuiper.so here; kuiper-static.pc is the way to libkuiper.a).
+    $cc -std=c11 "${warn[@]}" "${san[@]}" -o "$tmp/consumer-c-private" "$src/consumer.c" \
+        $(pkg-config --static --cflags --libs kuiper)
 } || fail "could not build the consumer programs from pkg-config flags"
 
 export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
