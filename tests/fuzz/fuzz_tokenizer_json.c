@@ -108,7 +108,8 @@ static size_t splice(uint8_t *data, size_t size, size_t max_size, size_t b, size
     if (size - (e - b) + wn > max_size)
         return 0;
     memmove(data + b + wn, data + e, size - e);
-    memcpy(data + b, with, wn);
+    if (wn)
+        memcpy(data + b, with, wn);
     return size - (e - b) + wn;
 }
 
