@@ -211,15 +211,25 @@ kp_status kp_unicode_normalize(kp_nf nf, const char *s, size_t n, kp_buf *out)
             break;
         /* an invalid byte passes through */
         size_t l;
-        if (kp_utf8_decode(u + i, n - i, &l) < 0) {
+        int32_t cp = kp_utf8_decode(u + i, n - i, &l);
+        if (cp < 0) {
             st = kp_buf_append(out, s + i, 1);
             i++;
+            continue;
+        }
+        /* U+11A7 passes through on its own: utf8proc composes it into a preceding LV syllable
+         * as if it were a trailing consonant (it is the base of those, not one), and so drops
+         * it. It has no decomposition and composes with nothing, so the split is exact. */
+        if (cp == 0x11A7) {
+            st = kp_buf_append(out, s + i, l);
+            i += l;
             continue;
         }
         /* a run of valid characters up to the next safe boundary or invalid byte */
         j = i + l;
         while (j < n) {
-            if (kp_utf8_decode(u + j, n - j, &l) < 0)
+            cp = kp_utf8_decode(u + j, n - j, &l);
+            if (cp < 0 || cp == 0x11A7)
                 break;
             if (nf == KP_NF_NFC ? nfc_boundary(u + j, n - j) : u[j] < 0x80)
                 break;

@@ -8,13 +8,16 @@
 
 #include "tok_util.h"
 
+static const char long_text[] =
+    "a long tail of words to make the scratch buffer grow well past its first allocation then some more "
+    "words and some more and a few more for good measure and then again a few more words until it is long";
+
 static const char *const texts[] = {
     "Hello world this is a test of the prefix space with twelve or more words",
     "Hello world this is a test one two three four five six seven eight nine ten eleven twelve thirteen",
     "word",
     " already starts with a space",
-    ("a long tail of words to make the scratch buffer grow well past its first allocation then some more "
-     "words and some more and a few more for good measure and then again a few more words until it is long"),
+    long_text,
     "ünïcödé wörds ànd 漢字 and emoji 🙂 mixed in with plain ascii text repeated many many many times over",
 };
 
