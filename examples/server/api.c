@@ -210,7 +210,7 @@ static int stops(json_t *req, ks_job *j, ks_err *e)
 ks_job *ks_parse_request(const ks_ctx *c, int chat, const char *body, size_t len, ks_err *e)
 {
     json_error_t je;
-    json_t *req = json_loadb(body, len, 0, &je);
+    json_t *req = json_loadb(body, len, JSON_ALLOW_NUL, &je); /* a prompt may hold NUL bytes */
     if (!req) {
         bad(e, NULL, "malformed JSON: %s (line %d, column %d)", je.text, je.line, je.column);
         return NULL;
@@ -241,6 +241,11 @@ ks_job *ks_parse_request(const ks_ctx *c, int chat, const char *body, size_t len
         goto fail;
     }
     j->stream = json_is_true(v);
+    if ((v = json_object_get(req, "ignore_eos")) && !json_is_boolean(v) && !json_is_null(v)) {
+        bad(e, "ignore_eos", "'ignore_eos' must be a boolean");
+        goto fail;
+    }
+    j->ignore_eos = json_is_true(v);
     if ((v = json_object_get(req, "stream_options")) && json_is_object(v))
         j->include_usage = json_is_true(json_object_get(v, "include_usage"));
     if (get_int(req, "max_tokens", 1, INT_MAX, &mt, e) < 0 ||
@@ -288,10 +293,10 @@ char *ks_models_json(const ks_ctx *c)
                           "object", "model", "created", (json_int_t)0, "owned_by", "kuiper"));
 }
 
-char *ks_health_json(int busy, int idle, int queued)
+char *ks_health_json(int busy, int idle, int queued, long long cancelled)
 {
-    return dump(json_pack("{s:s, s:i, s:i, s:i}", "status", "ok", "slots_busy", busy, "slots_idle", idle,
-                          "queued", queued));
+    return dump(json_pack("{s:s, s:i, s:i, s:i, s:I}", "status", "ok", "slots_busy", busy, "slots_idle", idle,
+                          "queued", queued, "cancelled", (json_int_t)cancelled));
 }
 
 const char *ks_finish_name(ks_finish f)

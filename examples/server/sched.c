@@ -28,6 +28,7 @@ struct ks_sched {
     pthread_cond_t work; /* new job or shutdown */
     ks_job *head, *tail;
     int n_queued, stop;
+    long long n_cancelled; /* jobs whose client went away: /health reports it */
     pthread_t thread;
     int started;
     unsigned long long seq;
@@ -77,7 +78,10 @@ void ks_sched_wait(ks_sched *s, ks_job *j, int ms)
 int ks_sched_submit(ks_sched *s, ks_job *j)
 {
     pthread_mutex_lock(&s->mu);
-    if (s->n_queued >= s->o.queue) {
+    int busy = 0;
+    for (int i = 0; i < s->o.parallel; i++)
+        busy += s->slots[i].job != NULL;
+    if (busy + s->n_queued >= s->o.parallel + s->o.queue) { /* `queue` counts waiting beyond free slots */
         pthread_mutex_unlock(&s->mu);
         return -1;
     }
@@ -104,7 +108,7 @@ void ks_sched_release(ks_sched *s, ks_job *j)
     pthread_mutex_unlock(&s->mu);
 }
 
-void ks_sched_counts(ks_sched *s, int *busy, int *idle, int *queued)
+void ks_sched_counts(ks_sched *s, int *busy, int *idle, int *queued, long long *cancelled)
 {
     pthread_mutex_lock(&s->mu);
     int b = 0;
@@ -113,6 +117,7 @@ void ks_sched_counts(ks_sched *s, int *busy, int *idle, int *queued)
     *busy = b;
     *idle = s->o.parallel - b;
     *queued = s->n_queued;
+    *cancelled = s->n_cancelled;
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -123,13 +128,13 @@ static void finish(ks_sched *s, slot *sl, ks_finish why, const char *err)
 {
     ks_job *j = sl->job;
     j->finish = why;
+    s->n_cancelled += why == KS_FIN_CANCELLED;
     if (err)
         snprintf(j->error, sizeof j->error, "%s", err);
     pthread_cond_broadcast(&j->cv);
     unref(j);
     sl->job = NULL;
     sl->pending = 0;
-    (void)s;
 }
 
 /* Prefills a newly admitted job; the lock is not held. Returns an error message or NULL. */
@@ -190,7 +195,7 @@ static int step(ks_sched *s, slot *sl, int32_t *next)
         return 0;
     }
     /* llama2.c models end a story with BOS; other models never mean anything else by it */
-    int eog = kp_tokenizer_is_eog(s->tok, id) || id == kp_tokenizer_bos(s->tok);
+    int eog = !j->ignore_eos && (kp_tokenizer_is_eog(s->tok, id) || id == kp_tokenizer_bos(s->tok));
     if (!eog) {
         kp_sampler_accept(sl->smp, id);
         sl->ids[sl->n_ids++] = id;
@@ -246,6 +251,7 @@ static void *run(void *arg)
             s->n_queued--;
             if (j->cancel) {
                 j->finish = KS_FIN_CANCELLED;
+                s->n_cancelled++;
                 unref(j);
                 i--;
                 continue;

@@ -35,6 +35,7 @@ typedef enum ks_finish { KS_RUNNING = 0, KS_FIN_STOP, KS_FIN_LENGTH, KS_FIN_CANC
 typedef struct ks_job {
     /* the request, fixed once queued */
     int chat, stream, include_usage;
+    int ignore_eos;       /* llama.cpp's extension: run to max_tokens (benchmarks, tests) */
     int32_t *prompt;
     size_t n_prompt;
     int max_tokens;
@@ -68,7 +69,7 @@ void ks_sched_unlock(ks_sched *s);
 void ks_sched_wait(ks_sched *s, ks_job *j, int ms);
 /* Marks the job cancelled (its slot is freed at the next step) and drops the caller's reference. */
 void ks_sched_release(ks_sched *s, ks_job *j);
-void ks_sched_counts(ks_sched *s, int *busy, int *idle, int *queued);
+void ks_sched_counts(ks_sched *s, int *busy, int *idle, int *queued, long long *cancelled);
 int32_t ks_sched_n_ctx(const ks_sched *s);
 
 ks_job *ks_job_new(void);
