@@ -324,7 +324,7 @@ int ks_http_start(const ks_ctx *c, ks_sched *s, ks_http **out, int *port_out)
     }
     h->d = MHD_start_daemon(flags, (uint16_t)c->o->port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, sa,
                             MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_CONNECTION_LIMIT,
-                            (unsigned)256, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600, MHD_OPTION_END);
+                            (unsigned)256, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
     if (!h->d) {
         fprintf(stderr, "kuiper-server: cannot listen on %s port %d\n", c->o->host, c->o->port);
         free(h);
