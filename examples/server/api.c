@@ -293,10 +293,10 @@ char *ks_models_json(const ks_ctx *c)
                           "object", "model", "created", (json_int_t)0, "owned_by", "kuiper"));
 }
 
-char *ks_health_json(int busy, int idle, int queued, long long cancelled)
+char *ks_health_json(int busy, int idle, int queued, long long cancelled, long long served)
 {
-    return dump(json_pack("{s:s, s:i, s:i, s:i, s:I}", "status", "ok", "slots_busy", busy, "slots_idle", idle,
-                          "queued", queued, "cancelled", (json_int_t)cancelled));
+    return dump(json_pack("{s:s, s:i, s:i, s:i, s:I, s:I}", "status", "ok", "slots_busy", busy, "slots_idle", idle,
+                          "queued", queued, "cancelled", (json_int_t)cancelled, "served", (json_int_t)served));
 }
 
 const char *ks_finish_name(ks_finish f)

@@ -25,7 +25,7 @@ void ks_err_set(ks_err *e, int status, const char *type, const char *code, const
 /* Newly allocated JSON texts; NULL when out of memory. */
 char *ks_error_json(const ks_err *e);
 char *ks_models_json(const ks_ctx *c);
-char *ks_health_json(int busy, int idle, int queued, long long cancelled);
+char *ks_health_json(int busy, int idle, int queued, long long cancelled, long long served);
 /* The non-streamed reply of a finished job. */
 char *ks_reply_json(const ks_ctx *c, const ks_job *j);
 /* One server-sent event: text delta (may be empty), the first chunk (with the role) or the last

@@ -257,9 +257,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
         if (!get)
             return send_error(con, 405, "invalid_request_error", NULL, "use GET for /health");
         int b, i, q;
-        long long k;
-        ks_sched_counts(h->s, &b, &i, &q, &k);
-        return send_text(con, 200, ks_health_json(b, i, q, k));
+        long long k, d;
+        ks_sched_counts(h->s, &b, &i, &q, &k, &d);
+        return send_text(con, 200, ks_health_json(b, i, q, k, d));
     }
     if (strncmp(url, "/v1/", 4))
         return send_error(con, 404, "invalid_request_error", "not_found", "unknown path");

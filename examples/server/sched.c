@@ -29,6 +29,7 @@ struct ks_sched {
     ks_job *head, *tail;
     int n_queued, stop;
     long long n_cancelled; /* jobs whose client went away: /health reports it */
+    long long n_served;    /* jobs that ended with a reply */
     pthread_t thread;
     int started;
     unsigned long long seq;
@@ -108,7 +109,7 @@ void ks_sched_release(ks_sched *s, ks_job *j)
     pthread_mutex_unlock(&s->mu);
 }
 
-void ks_sched_counts(ks_sched *s, int *busy, int *idle, int *queued, long long *cancelled)
+void ks_sched_counts(ks_sched *s, int *busy, int *idle, int *queued, long long *cancelled, long long *served)
 {
     pthread_mutex_lock(&s->mu);
     int b = 0;
@@ -118,6 +119,7 @@ void ks_sched_counts(ks_sched *s, int *busy, int *idle, int *queued, long long *
     *idle = s->o.parallel - b;
     *queued = s->n_queued;
     *cancelled = s->n_cancelled;
+    *served = s->n_served;
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -129,6 +131,7 @@ static void finish(ks_sched *s, slot *sl, ks_finish why, const char *err)
     ks_job *j = sl->job;
     j->finish = why;
     s->n_cancelled += why == KS_FIN_CANCELLED;
+    s->n_served += why == KS_FIN_STOP || why == KS_FIN_LENGTH;
     if (err)
         snprintf(j->error, sizeof j->error, "%s", err);
     pthread_cond_broadcast(&j->cv);

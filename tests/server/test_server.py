@@ -365,6 +365,79 @@ def t_queue_full():
         s.stop()
 
 
+def t_load_balanced():
+    """Two servers behind HAProxy (Debian's): 16 clients x 2 requests through it, all checked,
+    and both servers took a share."""
+    import shutil
+    haproxy = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
+    if not haproxy:
+        print("*** SKIP: t_load_balanced: haproxy is not installed (apt-get install haproxy) ***")
+        return
+    servers = [Server("-m", STORIES, "-z", TOK512, "-np", "2") for _ in range(2)]
+    port = free_port()
+    import tempfile
+    cfg = tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False)
+    cfg.write(f"""defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend api
+  bind 127.0.0.1:{port}
+  default_backend kuiper
+backend kuiper
+  balance roundrobin
+  server a 127.0.0.1:{servers[0].port}
+  server b 127.0.0.1:{servers[1].port}
+""")
+    cfg.close()
+    lb = subprocess.Popen([haproxy, "-db", "-f", cfg.name], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if lb.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"haproxy did not start: {lb.stderr.read()}")
+                time.sleep(0.05)
+        errors = []
+
+        def client(k):
+            c = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=60)
+            for r in range(2):
+                p, n = PROMPTS[(k + r) % 8], 12 + k % 5
+                try:
+                    if r % 2:
+                        text = "".join(ch.choices[0].text for ch in c.completions.create(
+                            model="x", prompt=p, max_tokens=n, temperature=0, stream=True))
+                    else:
+                        text = c.completions.create(model="x", prompt=p, max_tokens=n, temperature=0).choices[0].text
+                    if text != expected(p, n):
+                        errors.append((k, r, text))
+                except Exception as e:  # noqa: BLE001
+                    errors.append((k, r, repr(e)))
+
+        for k in range(16):
+            for r in range(2):
+                expected(PROMPTS[(k + r) % 8], 12 + k % 5)
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors[:3]
+        served = [sv.health()["served"] for sv in servers]
+        assert sum(served) == 32 and min(served) > 0, served
+    finally:
+        lb.terminate()
+        lb.wait()
+        os.unlink(cfg.name)
+        for sv in servers:
+            sv.stop()
+
+
 def main():
     failed = 0
     s = Server("-m", STORIES, "-z", TOK512, "-np", "4")
@@ -381,7 +454,7 @@ def main():
                 traceback.print_exc()
     finally:
         s.stop()
-    for t in (t_chat_qwen, t_queue_full):
+    for t in (t_chat_qwen, t_queue_full, t_load_balanced):
         try:
             t()
             print(f"ok   {t.__name__}")
