@@ -202,10 +202,11 @@ static enum MHD_Result generate(ks_http *h, struct MHD_Connection *con, int chat
     }
     char *body = NULL;
     int status = 200;
-    if (j->finish == KS_FIN_ERROR) {
-        ks_err_set(&e, 500, "server_error", NULL, NULL, "%s", j->error);
+    if (j->finish == KS_FIN_ERROR || j->finish == KS_FIN_CANCELLED) { /* cancelled: shutting down */
+        status = j->finish == KS_FIN_ERROR ? 500 : 503;
+        ks_err_set(&e, status, "server_error", NULL, NULL, "%s",
+                   status == 500 ? j->error : "the server is shutting down");
         body = ks_error_json(&e);
-        status = 500;
     } else {
         body = ks_reply_json(h->c, j);
     }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "http.h"
 
@@ -146,6 +147,17 @@ int main(int argc, char **argv)
     int sig = 0;
     sigwait(&sigs, &sig);
     fprintf(stderr, "kuiper-server: signal %d, stopping\n", sig);
+    ks_sched_cancel_all(s);
+    /* let the cancelled requests be answered (503) before the connections close */
+    for (int i = 0; i < 100; i++) {
+        int b, idle, q;
+        long long k, d;
+        ks_sched_counts(s, &b, &idle, &q, &k, &d);
+        if (!b && !q)
+            break;
+        nanosleep(&(struct timespec){0, 20000000L}, NULL);
+    }
+    nanosleep(&(struct timespec){0, 100000000L}, NULL); /* the handlers poll every 50 ms */
     rc = 0;
 out:
     ks_http_stop(h);

@@ -109,6 +109,18 @@ void ks_sched_release(ks_sched *s, ks_job *j)
     pthread_mutex_unlock(&s->mu);
 }
 
+void ks_sched_cancel_all(ks_sched *s)
+{
+    pthread_mutex_lock(&s->mu);
+    for (ks_job *j = s->head; j; j = j->next)
+        j->cancel = 1;
+    for (int i = 0; i < s->o.parallel; i++)
+        if (s->slots[i].job)
+            s->slots[i].job->cancel = 1;
+    pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->mu);
+}
+
 void ks_sched_counts(ks_sched *s, int *busy, int *idle, int *queued, long long *cancelled, long long *served)
 {
     pthread_mutex_lock(&s->mu);
@@ -255,6 +267,7 @@ static void *run(void *arg)
             if (j->cancel) {
                 j->finish = KS_FIN_CANCELLED;
                 s->n_cancelled++;
+                pthread_cond_broadcast(&j->cv);
                 unref(j);
                 i--;
                 continue;

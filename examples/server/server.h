@@ -69,6 +69,8 @@ void ks_sched_unlock(ks_sched *s);
 void ks_sched_wait(ks_sched *s, ks_job *j, int ms);
 /* Marks the job cancelled (its slot is freed at the next step) and drops the caller's reference. */
 void ks_sched_release(ks_sched *s, ks_job *j);
+/* Cancels every queued and running job (shutdown): their connections end promptly. */
+void ks_sched_cancel_all(ks_sched *s);
 void ks_sched_counts(ks_sched *s, int *busy, int *idle, int *queued, long long *cancelled, long long *served);
 int32_t ks_sched_n_ctx(const ks_sched *s);
 
