@@ -105,7 +105,7 @@ static kp_status alloc_acts(kp_session *s)
 }
 
 /* Makes room for `rows` rows of logits on the device and on the host. */
-static kp_status reserve_logits(kp_session *s, int32_t rows)
+kp_status kp_session_reserve_logits(kp_session *s, int32_t rows)
 {
     size_t V = (size_t)s->m->cfg.n_vocab;
     kp_acts *a = &s->a;
@@ -170,7 +170,7 @@ kp_status kp_session_new(kp_model *m, const kp_session_params *p, kp_session **o
     for (int l = 0; l < c->n_layer; l++)
         if (!(s->k_cache[l] = dev_alloc(s, s->kv_layer_bytes)) || !(s->v_cache[l] = dev_alloc(s, s->kv_layer_bytes)))
             goto fail;
-    if ((st = alloc_acts(s)) || (st = reserve_logits(s, 1)))
+    if ((st = alloc_acts(s)) || (st = kp_session_reserve_logits(s, 1)))
         goto fail;
     *out = s;
     return KP_OK;
@@ -230,7 +230,7 @@ kp_status kp_session_eval(kp_session *s, const int32_t *ids, size_t n, uint32_t 
     s->n_logits = 0;
     if (n == 0)
         return KP_OK;
-    kp_status st = reserve_logits(s, (flags & KP_EVAL_LOGITS_ALL) ? (int32_t)n : 1);
+    kp_status st = kp_session_reserve_logits(s, (flags & KP_EVAL_LOGITS_ALL) ? (int32_t)n : 1);
     if (st)
         return kp_session_fail(s, st);
     st = kp_decoder_forward(s, ids, (int32_t)n, flags);

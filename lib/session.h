@@ -45,7 +45,14 @@ kp_status kp_session_check_idle(kp_session *s, const char *what);
 /* Records a failure on the session and in the thread's last error; returns st. */
 kp_status kp_session_fail(kp_session *s, kp_status st);
 
+/* Makes room for `rows` rows of logits on the device (at most KP_BATCH) and on the host. */
+kp_status kp_session_reserve_logits(kp_session *s, int32_t rows);
+
 /* Runs the decoder on n ids at positions n_past..; fills s->logits for the rows `flags` asks. */
 kp_status kp_decoder_forward(kp_session *s, const int32_t *ids, int32_t n, uint32_t flags);
+
+/* One token for each of n <= KP_BATCH distinct sessions of one model, validated by the caller;
+ * fills row 0 of each session's logits when want_logits. */
+kp_status kp_decoder_forward_batch(kp_session *const *ss, const int32_t *ids, int32_t n, int want_logits);
 
 #endif

@@ -13,8 +13,9 @@
  * - Params structs start with their own size (`struct_size`) so fields can be appended
  *   without breaking the ABI: always fill them with the matching `_init` function first.
  * - Thread safety: a kp_model and a kp_tokenizer are immutable after loading and may be used
- *   from any number of threads at once. A kp_session or kp_sampler must be used by one thread
- *   at a time (kp_session_cancel is the exception).
+ *   from any number of threads at once, and so may the sessions made from one model, each by
+ *   its own thread (a CPU model's compute threads then serve one call at a time). A kp_session
+ *   or kp_sampler must be used by one thread at a time (kp_session_cancel is the exception).
  * - The library never prints: messages go to the log callback given in the params, if any.
  */
 #ifndef KUIPER_KUIPER_H
@@ -302,6 +303,20 @@ KP_API kp_status kp_session_eval(kp_session *s, const int32_t *ids, size_t n, ui
  * with KP_EVAL_LOGITS_ALL); NULL if not computed. n_vocab floats, owned by the session, valid
  * until its next eval, reset or free. */
 KP_API const float *kp_session_logits_borrow(const kp_session *s, size_t i);
+
+/* Evaluates one token for each of `n` sessions of the same model in one forward pass: the
+ * weight matmuls see all n rows at once (one pass over the weights serves every session), while
+ * each session keeps its own KV cache, position and attention. tokens[i] is appended to
+ * sessions[i]; with KP_EVAL_LOGITS_LAST (or _ALL) kp_session_logits_borrow(sessions[i], 0) then
+ * gives its logits, equal to those of kp_session_eval on that session alone up to float
+ * rounding (1e-5 relative). Sampling stays with the caller, one sampler per session.
+ * The caller must own every session for the call (none in use by another thread); they must be
+ * distinct and made from one model. Fails with KP_ERR_INVALID_ARG, KP_ERR_CONTEXT_FULL or
+ * KP_ERR_TOKEN_OUT_OF_RANGE before changing any session (the message names the index; the
+ * failing session's kp_session_last_error has it too). kp_session_cancel does not stop it: a
+ * scheduler drops cancelled sessions from its next batch instead. n == 0 does nothing. */
+KP_API kp_status kp_batch_decode(kp_session *const *sessions, const int32_t *tokens, size_t n,
+                                 uint32_t flags);
 
 /* Positions held (tokens evaluated so far). */
 KP_API int32_t kp_session_n_past(const kp_session *s);

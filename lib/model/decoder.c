@@ -1,21 +1,49 @@
 /* The one decoder: Llama 2/3, Qwen2/3 and relatives differ only in kp_model_config flags.
- * Every op goes through the backend vtable; shapes are noted as [rows][cols] per token. */
+ * Every op goes through the backend vtable; shapes are noted as [rows][cols] per token.
+ *
+ * A forward chunk is nb rows of activations split into groups, each group a run of consecutive
+ * positions of one session: one group for kp_session_eval, one row per session for
+ * kp_batch_decode. Weight matmuls see all nb rows; rope, the KV store and attention run per
+ * group, against that group's own cache. */
 #include <math.h>
 #include <string.h>
 
 #include "../session.h"
 
-/* One chunk of at most KP_BATCH tokens at positions pos .. pos+nb-1. */
-static void forward_layers(kp_session *s, const int32_t *ids, int32_t nb, int32_t pos)
+typedef struct row_group {
+    kp_session *s;
+    int32_t row, n, pos; /* rows row .. row+n-1 of the chunk sit at positions pos .. pos+n-1 */
+} row_group;
+
+static void attend(kp_backend *be, const kp_backend_ops *op, const kp_model_config *c, kp_acts *a, int l,
+                   const row_group *g)
 {
-    const kp_model *m = s->m;
+    const int hd = c->head_dim, q_dim = c->n_head * hd, kv_dim = c->n_head_kv * hd;
+    kp_session *s = g->s;
+    float *q = a->q + (size_t)g->row * q_dim, *k = a->k + (size_t)g->row * kv_dim;
+    const float *ff = s->m->rope_freqs ? (const float *)s->m->rope_freqs->data : NULL;
+    op->rope(be, q, g->n, c->n_head, hd, g->pos, c->rope_theta, ff, c->rope_style);
+    op->rope(be, k, g->n, c->n_head_kv, hd, g->pos, c->rope_theta, ff, c->rope_style);
+    op->kv_store(be, s->k_cache[l], s->kv_type, k, g->pos, g->n, kv_dim);
+    op->kv_store(be, s->v_cache[l], s->kv_type, a->v + (size_t)g->row * kv_dim, g->pos, g->n, kv_dim);
+    kp_attn_args aa = {
+        .out = a->att + (size_t)g->row * q_dim, .q = q, .k_cache = s->k_cache[l], .v_cache = s->v_cache[l],
+        .kv_type = s->kv_type, .pos0 = g->pos, .n_tok = g->n, .n_head = c->n_head,
+        .n_head_kv = c->n_head_kv, .head_dim = hd, .scale = 1.0f / sqrtf((float)hd),
+        .scratch = s->a.attn_scratch, /* sized for that session's context */
+    };
+    op->attention(be, &aa); /* att rows of the group: [n][q_dim] */
+}
+
+/* One chunk of nb <= KP_BATCH rows in the activation buffers `a`. */
+static void forward_layers(const kp_model *m, kp_acts *a, const int32_t *ids, int32_t nb, const row_group *g,
+                           int32_t ng)
+{
     const kp_model_config *c = &m->cfg;
     const kp_backend_ops *op = m->be->ops;
     kp_backend *be = m->be;
-    kp_acts *a = &s->a;
     const int E = c->n_embd, F = c->n_ff, hd = c->head_dim;
     const int q_dim = c->n_head * hd, kv_dim = c->n_head_kv * hd;
-    const float *ff = m->rope_freqs ? (const float *)m->rope_freqs->data : NULL;
 
     op->embedding(be, a->x, m->tok_embd, ids, nb); /* x: [nb][E] */
     for (int l = 0; l < c->n_layer; l++) {
@@ -33,17 +61,8 @@ static void forward_layers(kp_session *s, const int32_t *ids, int32_t nb, int32_
             op->rmsnorm(be, a->q, a->q, w->q_norm->data, nb * c->n_head, hd, c->rms_eps);
             op->rmsnorm(be, a->k, a->k, w->k_norm->data, nb * c->n_head_kv, hd, c->rms_eps);
         }
-        op->rope(be, a->q, nb, c->n_head, hd, pos, c->rope_theta, ff, c->rope_style);
-        op->rope(be, a->k, nb, c->n_head_kv, hd, pos, c->rope_theta, ff, c->rope_style);
-        op->kv_store(be, s->k_cache[l], s->kv_type, a->k, pos, nb, kv_dim);
-        op->kv_store(be, s->v_cache[l], s->kv_type, a->v, pos, nb, kv_dim);
-        kp_attn_args aa = {
-            .out = a->att, .q = a->q, .k_cache = s->k_cache[l], .v_cache = s->v_cache[l],
-            .kv_type = s->kv_type, .pos0 = pos, .n_tok = nb, .n_head = c->n_head,
-            .n_head_kv = c->n_head_kv, .head_dim = hd, .scale = 1.0f / sqrtf((float)hd),
-            .scratch = a->attn_scratch,
-        };
-        op->attention(be, &aa);                              /* att: [nb][q_dim] */
+        for (int32_t i = 0; i < ng; i++)
+            attend(be, op, c, a, l, &g[i]);
         op->matmul(be, a->xb2, w->wo, a->att, nb, a->work); /* xb2: [nb][E] */
         op->add(be, a->x, a->xb2, (size_t)nb * E);
         op->rmsnorm(be, a->xb, a->x, w->ffn_norm->data, nb, E, c->rms_eps);
@@ -55,21 +74,19 @@ static void forward_layers(kp_session *s, const int32_t *ids, int32_t nb, int32_
     }
 }
 
-/* Final norm and classifier for rows [r0, r0+nr) of the chunk, into host rows from `dst_row`. */
-static kp_status forward_logits(kp_session *s, int32_t r0, int32_t nr, int32_t dst_row)
+/* Final norm and classifier for rows [r0, r0+nr) of the chunk, left in a->logits_dev. */
+static void forward_logits(const kp_model *m, kp_acts *a, int32_t r0, int32_t nr)
 {
-    const kp_model *m = s->m;
     const kp_backend_ops *op = m->be->ops;
-    kp_acts *a = &s->a;
     const int E = m->cfg.n_embd;
-    const size_t V = (size_t)m->cfg.n_vocab;
     op->rmsnorm(m->be, a->xb, a->x + (size_t)r0 * E, m->output_norm->data, nr, E, m->cfg.rms_eps);
     op->matmul(m->be, a->logits_dev, m->output, a->xb, nr, a->work);
-    return op->download(m->be, s->logits + (size_t)dst_row * V, a->logits_dev, (size_t)nr * V * sizeof(float));
 }
 
 kp_status kp_decoder_forward(kp_session *s, const int32_t *ids, int32_t n, uint32_t flags)
 {
+    const kp_model *m = s->m;
+    const size_t V = (size_t)m->cfg.n_vocab;
     int all = (flags & KP_EVAL_LOGITS_ALL) != 0;
     int last = !all && (flags & KP_EVAL_LOGITS_LAST);
     s->n_logits = 0;
@@ -78,12 +95,16 @@ kp_status kp_decoder_forward(kp_session *s, const int32_t *ids, int32_t n, uint3
         if (done > 0 && atomic_load_explicit(&s->cancel, memory_order_relaxed))
             return KP_ERR_CANCELLED;
         int32_t nb = n - done < KP_BATCH ? n - done : KP_BATCH;
-        forward_layers(s, ids + done, nb, s->n_past);
+        row_group g = {s, 0, nb, s->n_past};
+        forward_layers(m, &s->a, ids + done, nb, &g, 1);
         kp_status st = KP_OK;
-        if (all)
-            st = forward_logits(s, 0, nb, done);
-        else if (last && done + nb == n)
-            st = forward_logits(s, nb - 1, 1, 0);
+        if (all) {
+            forward_logits(m, &s->a, 0, nb);
+            st = m->be->ops->download(m->be, s->logits + (size_t)done * V, s->a.logits_dev, (size_t)nb * V * 4);
+        } else if (last && done + nb == n) {
+            forward_logits(m, &s->a, nb - 1, 1);
+            st = m->be->ops->download(m->be, s->logits, s->a.logits_dev, V * 4);
+        }
         if (st)
             return st;
         memcpy(s->tokens + s->n_past, ids + done, (size_t)nb * sizeof *ids);
@@ -91,5 +112,33 @@ kp_status kp_decoder_forward(kp_session *s, const int32_t *ids, int32_t n, uint3
         done += nb;
     }
     s->n_logits = all ? n : (last ? 1 : 0);
-    return s->m->be->ops->sync(s->m->be);
+    return m->be->ops->sync(m->be);
+}
+
+kp_status kp_decoder_forward_batch(kp_session *const *ss, const int32_t *ids, int32_t n, int want_logits)
+{
+    const kp_model *m = ss[0]->m;
+    const size_t V = (size_t)m->cfg.n_vocab;
+    row_group g[KP_BATCH] = {{0}};
+    /* The first session's buffers hold the chunk: they are sized for KP_BATCH rows and the
+     * caller owns every session of the call. */
+    kp_acts *a = &ss[0]->a;
+    for (int32_t i = 0; i < n; i++) {
+        g[i] = (row_group){ss[i], i, 1, ss[i]->n_past};
+        ss[i]->n_logits = 0;
+    }
+    forward_layers(m, a, ids, n, g, n);
+    if (want_logits) {
+        forward_logits(m, a, 0, n);
+        for (int32_t i = 0; i < n; i++) {
+            kp_status st = m->be->ops->download(m->be, ss[i]->logits, a->logits_dev + (size_t)i * V, V * 4);
+            if (st)
+                return st;
+        }
+    }
+    for (int32_t i = 0; i < n; i++) {
+        ss[i]->tokens[ss[i]->n_past++] = ids[i];
+        ss[i]->n_logits = want_logits ? 1 : 0;
+    }
+    return m->be->ops->sync(m->be);
 }
