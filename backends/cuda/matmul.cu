@@ -1,0 +1,201 @@
+// Y[t][r] = sum_c W[r][c] * X[t][c] for every weight type, activations in float.
+// Decode (few tokens): one warp per weight row, each weight element read once and used for
+// every token. Prefill: F32/F16/BF16 and the quantized types go to cuBLAS when it loaded
+// (weights widened to F16 tile by tile; BF16 stays BF16), else a shared-memory tiled kernel.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "deq.cuh"
+
+#define GEMV_MAX_TOK 8 /* tokens per pass of the warp-per-row kernel */
+#define GEMV_WARPS 8
+
+template <int DT>
+__global__ void gemv_kernel(float *y, kc_weight w, const float *x, int n)
+{
+    const int64_t r = (int64_t)blockIdx.x * GEMV_WARPS + threadIdx.x / 32;
+    const int lane = threadIdx.x & 31;
+    if (r >= w.rows)
+        return;
+    float acc[GEMV_MAX_TOK];
+#pragma unroll
+    for (int t = 0; t < GEMV_MAX_TOK; t++)
+        acc[t] = 0.0f;
+    for (int64_t c = lane; c < w.cols; c += 32) {
+        const float v = kc_deq<DT>(w, r, c);
+#pragma unroll
+        for (int t = 0; t < GEMV_MAX_TOK; t++)
+            if (t < n)
+                acc[t] += v * x[(int64_t)t * w.cols + c];
+    }
+#pragma unroll
+    for (int t = 0; t < GEMV_MAX_TOK; t++) {
+        float s = acc[t];
+        for (int o = 16; o > 0; o >>= 1)
+            s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (lane == 0 && t < n)
+            y[(int64_t)t * w.rows + r] = s;
+    }
+}
+
+// 64 weight rows x 64 tokens per block, 256 threads of 4x4 outputs, K in steps of 32.
+#define TM 64
+#define TN 64
+#define TK 32
+template <int DT>
+__global__ void __launch_bounds__(256) gemm_kernel(float *y, kc_weight w, const float *x, int n)
+{
+    __shared__ float ws[TK][TM + 1], xs[TK][TN + 1];
+    const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+    const int64_t r0 = (int64_t)blockIdx.x * TM;
+    const int t0 = blockIdx.y * TN;
+    float acc[4][4] = {};
+    for (int64_t k0 = 0; k0 < w.cols; k0 += TK) {
+        for (int i = tid; i < TM * TK; i += 256) {
+            const int rr = i / TK, kk = i % TK;
+            const int64_t r = r0 + rr, c = k0 + kk;
+            ws[kk][rr] = r < w.rows && c < w.cols ? kc_deq<DT>(w, r, c) : 0.0f;
+            const int t = t0 + rr;
+            xs[kk][rr] = t < n && c < w.cols ? x[(int64_t)t * w.cols + c] : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll 8
+        for (int kk = 0; kk < TK; kk++) {
+            float a[4], b[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                a[i] = ws[kk][ty * 4 + i];
+                b[i] = xs[kk][tx * 4 + i];
+            }
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                    acc[i][j] += a[i] * b[j];
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int64_t r = r0 + ty * 4 + i;
+            const int t = t0 + tx * 4 + j;
+            if (r < w.rows && t < n)
+                y[(int64_t)t * w.rows + r] = acc[i][j];
+        }
+}
+
+// Rows [r0, r0+nr) of w widened to F16 (or BF16 for BF16 weights), row-major.
+template <int DT>
+__global__ void widen_kernel(void *dst, kc_weight w, int64_t r0, int64_t nr)
+{
+    const int64_t total = nr * w.cols;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t r = r0 + i / w.cols, c = i % w.cols;
+        const float v = kc_deq<DT>(w, r, c);
+        if (DT == KP_DTYPE_BF16)
+            ((__nv_bfloat16 *)dst)[i] = __float2bfloat16_rn(v);
+        else
+            ((__half *)dst)[i] = __float2half_rn(v);
+    }
+}
+
+__global__ void to_half_kernel(void *dst, const float *x, int64_t len, int bf16)
+{
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < len; i += (int64_t)gridDim.x * blockDim.x) {
+        if (bf16)
+            ((__nv_bfloat16 *)dst)[i] = __float2bfloat16_rn(x[i]);
+        else
+            ((__half *)dst)[i] = __float2half_rn(x[i]);
+    }
+}
+
+__global__ void scatter_rows_kernel(float *y, const float *part, int n, int64_t rows, int64_t r0, int64_t nr)
+{
+    const int64_t total = (int64_t)n * nr;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t t = i / nr, r = i % nr;
+        y[t * rows + r0 + r] = part[i];
+    }
+}
+
+size_t kc_matmul_work_size(kp_backend *be, kp_dtype t, int64_t cols, int n)
+{
+    (void)be; (void)t; (void)cols; (void)n;
+    return 0; // the backend keeps its own scratch
+}
+
+// Prefill through cuBLAS. Returns 1 when done, 0 to fall back to the tiled kernel.
+static int blas_matmul(kc_backend *b, float *y, const kp_tensor *t, const kc_weight &w, const float *x, int n)
+{
+    if (!b->blas)
+        return 0;
+    if (t->dtype == KP_DTYPE_F32)
+        return kc_blas_gemm(b, y, w.data, x, 0, w.rows, w.cols, n) > 0;
+    const int bf16 = t->dtype == KP_DTYPE_BF16;
+    const size_t xbytes = (size_t)n * (size_t)w.cols * 2;
+    if (t->dtype == KP_DTYPE_F16 || bf16) {
+        void *xh = kc_scratch(b, xbytes);
+        if (!xh)
+            return -1;
+        to_half_kernel<<<kc_blocks((size_t)n * w.cols, 256) < 4096 ? kc_blocks((size_t)n * w.cols, 256) : 4096, 256, 0,
+                         b->stream>>>(xh, x, (int64_t)n * w.cols, bf16);
+        if (kc_launched(b, "to_half_kernel"))
+            return -1;
+        return kc_blas_gemm(b, y, w.data, xh, bf16 ? 2 : 1, w.rows, w.cols, n) > 0;
+    }
+    // Quantized: widen a band of rows at a time (at most 64 MiB of F16), multiply, scatter.
+    int64_t band = ((int64_t)64 << 20) / (w.cols * 2);
+    band = band < 256 ? 256 : band / 256 * 256;
+    if (band > w.rows)
+        band = w.rows;
+    const size_t wbytes = (size_t)band * w.cols * 2, pbytes = (size_t)band * n * 4;
+    char *s = (char *)kc_scratch(b, xbytes + wbytes + pbytes + 512);
+    if (!s)
+        return -1;
+    void *xh = s, *wh = s + ((xbytes + 255) / 256 * 256);
+    float *part = (float *)((char *)wh + ((wbytes + 255) / 256 * 256));
+    to_half_kernel<<<4096, 256, 0, b->stream>>>(xh, x, (int64_t)n * w.cols, 0);
+    if (kc_launched(b, "to_half_kernel"))
+        return -1;
+    for (int64_t r0 = 0; r0 < w.rows; r0 += band) {
+        const int64_t nr = w.rows - r0 < band ? w.rows - r0 : band;
+        KC_DISPATCH(w.dtype, return -1, widen_kernel<DT><<<b->sms * 8, 256, 0, b->stream>>>(wh, w, r0, nr));
+        if (kc_launched(b, "widen_kernel"))
+            return -1;
+        const bool whole = nr == w.rows;
+        int rc = kc_blas_gemm(b, whole ? y : part, wh, xh, 1, nr, w.cols, n);
+        if (rc <= 0)
+            return rc;
+        if (!whole) {
+            scatter_rows_kernel<<<b->sms * 8, 256, 0, b->stream>>>(y, part, n, w.rows, r0, nr);
+            if (kc_launched(b, "scatter_rows_kernel"))
+                return -1;
+        }
+    }
+    return 1;
+}
+
+void kc_matmul(kp_backend *be, float *y, const kp_tensor *t, const float *x, int n, void *work)
+{
+    (void)work;
+    kc_backend *b = kc(be);
+    if (n <= 0)
+        return;
+    std::lock_guard<std::mutex> g(b->mu);
+    const kc_weight w = kc_weight_of(t);
+    if (n > GEMV_MAX_TOK) {
+        int rc = blas_matmul(b, y, t, w, x, n);
+        if (rc)
+            return; // done, or failed with the error recorded
+        dim3 grid(kc_blocks((size_t)w.rows, TM), kc_blocks((size_t)n, TN));
+        KC_DISPATCH(w.dtype, kc_fail(b, KP_ERR_UNSUPPORTED, "matmul: weight type %d has no CUDA kernel", w.dtype),
+                    gemm_kernel<DT><<<grid, 256, 0, b->stream>>>(y, w, x, n));
+        kc_launched(b, "gemm_kernel");
+        return;
+    }
+    KC_DISPATCH(w.dtype, kc_fail(b, KP_ERR_UNSUPPORTED, "matmul: weight type %d has no CUDA kernel", w.dtype),
+                gemv_kernel<DT><<<kc_blocks((size_t)w.rows, GEMV_WARPS), GEMV_WARPS * 32, 0, b->stream>>>(y, w, x, n));
+    kc_launched(b, "gemv_kernel");
+}
