@@ -12,7 +12,7 @@ typedef struct opts {
     const char *model, *tokenizer, *family, *prompt, *prompt_ids, *logits_path;
     long n_new;
     double temperature, top_p, seed;
-    int threads, ids, seed_set;
+    int threads, ids, seed_set, cuda;
 } opts;
 
 static void usage(FILE *f)
@@ -20,7 +20,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: kuiper-generate -m MODEL [-z TOKENIZER] [-p PROMPT] [-n NEW_TOKENS] [-t TEMPERATURE]\n"
             "                       [--top-p P] [-s SEED] [--threads N] [--ids] [--prompt-ids 1,2,3]\n"
-            "                       [--logits FILE]\n"
+            "                       [--logits FILE] [--device cpu|cuda]\n"
             "  -n 0 (default) generates until an end token or the context is full.\n");
 }
 
@@ -83,6 +83,8 @@ static int parse_args(int argc, char **argv, opts *o)
             o->seed_set = 1;
         } else if (!strcmp(a, "--threads") && parse_num(v, &d) && d >= 0 && d <= 1024 && d == (int)d)
             o->threads = (int)d;
+        else if (!strcmp(a, "--device") && (!strcmp(v, "cpu") || !strcmp(v, "cuda")))
+            o->cuda = !strcmp(v, "cuda");
         else {
             fprintf(stderr, "kuiper-generate: bad option or value: %s %s\n", a, v);
             return 0;
@@ -151,6 +153,7 @@ int main(int argc, char **argv)
     mp.tokenizer_path = o.tokenizer;
     mp.family = o.family;
     mp.n_threads = o.threads;
+    mp.device = o.cuda ? KP_DEVICE_CUDA : KP_DEVICE_CPU;
     kp_model *m = NULL;
     kp_status st = kp_model_load(o.model, &mp, &m);
     if (st)
