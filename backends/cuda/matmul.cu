@@ -1,7 +1,8 @@
 // Y[t][r] = sum_c W[r][c] * X[t][c] for every weight type, activations in float.
 // Decode (few tokens): one warp per weight row, each weight element read once and used for
-// every token. Prefill: F32/F16/BF16 and the quantized types go to cuBLAS when it loaded
-// (weights widened to F16 tile by tile; BF16 stays BF16), else a shared-memory tiled kernel.
+// every token. Prefill: cuBLAS when it loaded (F32 as is; F16/BF16 with activations rounded
+// to their type, as ggml does; quantized weights widened to F16 band by band; weights flagged
+// f32_acts widened to F32 so the product stays float), else a shared-memory tiled kernel.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -86,15 +87,17 @@ __global__ void __launch_bounds__(256) gemm_kernel(float *y, kc_weight w, const 
         }
 }
 
-// Rows [r0, r0+nr) of w widened to F16 (or BF16 for BF16 weights), row-major.
+// Rows [r0, r0+nr) of w widened to F32 (f32 set), else F16 (BF16 for BF16 weights), row-major.
 template <int DT>
-__global__ void widen_kernel(void *dst, kc_weight w, int64_t r0, int64_t nr)
+__global__ void widen_kernel(void *dst, kc_weight w, int64_t r0, int64_t nr, int f32)
 {
     const int64_t total = nr * w.cols;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
         const int64_t r = r0 + i / w.cols, c = i % w.cols;
         const float v = kc_deq<DT>(w, r, c);
-        if (DT == KP_DTYPE_BF16)
+        if (f32)
+            ((float *)dst)[i] = v;
+        else if (DT == KP_DTYPE_BF16)
             ((__nv_bfloat16 *)dst)[i] = __float2bfloat16_rn(v);
         else
             ((__half *)dst)[i] = __float2half_rn(v);
@@ -134,8 +137,8 @@ static int blas_matmul(kc_backend *b, float *y, const kp_tensor *t, const kc_wei
     if (t->dtype == KP_DTYPE_F32)
         return kc_blas_gemm(b, y, w.data, x, 0, w.rows, w.cols, n) > 0;
     const int bf16 = t->dtype == KP_DTYPE_BF16;
-    const size_t xbytes = (size_t)n * (size_t)w.cols * 2;
-    if (t->dtype == KP_DTYPE_F16 || bf16) {
+    size_t xbytes = (size_t)n * (size_t)w.cols * 2;
+    if ((t->dtype == KP_DTYPE_F16 || bf16) && !t->f32_acts) {
         void *xh = kc_scratch(b, xbytes);
         if (!xh)
             return -1;
@@ -145,27 +148,35 @@ static int blas_matmul(kc_backend *b, float *y, const kp_tensor *t, const kc_wei
             return -1;
         return kc_blas_gemm(b, y, w.data, xh, bf16 ? 2 : 1, w.rows, w.cols, n) > 0;
     }
-    // Quantized: widen a band of rows at a time (at most 64 MiB of F16), multiply, scatter.
-    int64_t band = ((int64_t)64 << 20) / (w.cols * 2);
+    // Quantized, or weights whose reference keeps float activations (f32_acts: Hugging Face,
+    // KuiperLLama): widen a band of rows at a time (at most 64 MiB, F16, or F32 for f32_acts so
+    // the product stays in float), multiply, scatter.
+    const int wide = t->f32_acts ? 1 : 0, es = wide ? 4 : 2;
+    if (wide)
+        xbytes = 0; // x is used as it is
+    int64_t band = ((int64_t)64 << 20) / (w.cols * es);
     band = band < 256 ? 256 : band / 256 * 256;
     if (band > w.rows)
         band = w.rows;
-    const size_t wbytes = (size_t)band * w.cols * 2, pbytes = (size_t)band * n * 4;
+    const size_t wbytes = (size_t)band * w.cols * es, pbytes = (size_t)band * n * 4;
     char *s = (char *)kc_scratch(b, xbytes + wbytes + pbytes + 512);
     if (!s)
         return -1;
-    void *xh = s, *wh = s + ((xbytes + 255) / 256 * 256);
+    const void *xh = wide ? (const void *)x : (const void *)s;
+    void *wh = s + ((xbytes + 255) / 256 * 256);
     float *part = (float *)((char *)wh + ((wbytes + 255) / 256 * 256));
-    to_half_kernel<<<4096, 256, 0, b->stream>>>(xh, x, (int64_t)n * w.cols, 0);
-    if (kc_launched(b, "to_half_kernel"))
-        return -1;
+    if (!wide) {
+        to_half_kernel<<<4096, 256, 0, b->stream>>>(s, x, (int64_t)n * w.cols, 0);
+        if (kc_launched(b, "to_half_kernel"))
+            return -1;
+    }
     for (int64_t r0 = 0; r0 < w.rows; r0 += band) {
         const int64_t nr = w.rows - r0 < band ? w.rows - r0 : band;
-        KC_DISPATCH(w.dtype, return -1, widen_kernel<DT><<<b->sms * 8, 256, 0, b->stream>>>(wh, w, r0, nr));
+        KC_DISPATCH(w.dtype, return -1, widen_kernel<DT><<<b->sms * 8, 256, 0, b->stream>>>(wh, w, r0, nr, wide));
         if (kc_launched(b, "widen_kernel"))
             return -1;
         const bool whole = nr == w.rows;
-        int rc = kc_blas_gemm(b, whole ? y : part, wh, xh, 1, nr, w.cols, n);
+        int rc = kc_blas_gemm(b, whole ? y : part, wh, xh, wide ? 0 : 1, nr, w.cols, n);
         if (rc <= 0)
             return rc;
         if (!whole) {
