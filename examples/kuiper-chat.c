@@ -47,7 +47,7 @@ static void install_sigint(void)
 
 typedef struct options {
     const char *model, *tokenizer, *question, *system, *template_name;
-    int dump, json, verbose, threads;
+    int dump, json, verbose, threads, cuda;
     long n_ctx, max_new;
 } options;
 
@@ -74,6 +74,7 @@ static void usage(FILE *f)
             "  -n N                 at most N tokens per answer (default 1024; 0 = until the context is full)\n"
             "  -c N                 context positions (default min(4096, the model's))\n"
             "  --threads N          compute threads (default 0: one per CPU)\n"
+            "  --device cpu|cuda    where the model runs (default cpu)\n"
             "  --verbose            print prompt and generation speed after each answer (stderr)\n");
 }
 
@@ -136,7 +137,7 @@ static int set_sampler(kp_sampler *smp, const char *flag, kp_sampler_opt opt, in
 /* Parses argv into `o` and the sampler; 0 when something is wrong (already reported). */
 static int parse_args(int argc, char **argv, options *o, kp_sampler *smp)
 {
-    static const char *const with_value[] = {"-m", "-z", "-p", "--system", "--template", "-n", "-c", "--threads"};
+    static const char *const with_value[] = {"-m", "-z", "-p", "--system", "--template", "-n", "-c", "--threads", "--device"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -193,6 +194,10 @@ static int parse_args(int argc, char **argv, options *o, kp_sampler *smp)
             if (!parse_long(a, v, 0, 1024, &n))
                 return 0;
             o->threads = (int)n;
+        } else if (!strcmp(a, "--device")) {
+            if (strcmp(v, "cpu") && strcmp(v, "cuda"))
+                return !bad("--device takes cpu or cuda, not '%s'%s", v, "");
+            o->cuda = !strcmp(v, "cuda");
         }
     }
     if (!o->model)
@@ -590,6 +595,7 @@ int main(int argc, char **argv)
     kp_model_params_init(&mp);
     mp.tokenizer_path = o.tokenizer;
     mp.n_threads = o.threads;
+    mp.device = o.cuda ? KP_DEVICE_CUDA : KP_DEVICE_CPU;
     kp_model *m = NULL;
     kp_status st = kp_model_load(o.model, &mp, &m);
     if (st != KP_OK) {
