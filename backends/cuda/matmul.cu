@@ -11,8 +11,29 @@
 #define GEMV_MAX_TOK 8 /* tokens per pass of the warp-per-row kernel */
 #define GEMV_WARPS 8
 
+// Element values of one 16-byte load: 8 halves or bfloat16s, or 4 floats.
 template <int DT>
-__global__ void gemv_kernel(float *y, kc_weight w, const float *x, int n)
+__device__ __forceinline__ void unpack16(const uint4 &raw, float *v)
+{
+    const unsigned u[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        if (DT == KP_DTYPE_F32) {
+            v[i] = __uint_as_float(u[i]);
+        } else if (DT == KP_DTYPE_BF16) {
+            v[2 * i] = __uint_as_float(u[i] << 16);
+            v[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
+        } else {
+            v[2 * i] = __half2float(__ushort_as_half((unsigned short)(u[i] & 0xffff)));
+            v[2 * i + 1] = __half2float(__ushort_as_half((unsigned short)(u[i] >> 16)));
+        }
+    }
+}
+
+// vec: float weights whose rows (and x) allow 16-byte loads, so each lane reads 16 bytes of
+// the row per step instead of one element.
+template <int DT>
+__global__ void gemv_kernel(float *y, kc_weight w, const float *x, int n, int vec)
 {
     const int64_t r = (int64_t)blockIdx.x * GEMV_WARPS + threadIdx.x / 32;
     const int lane = threadIdx.x & 31;
@@ -22,12 +43,33 @@ __global__ void gemv_kernel(float *y, kc_weight w, const float *x, int n)
 #pragma unroll
     for (int t = 0; t < GEMV_MAX_TOK; t++)
         acc[t] = 0.0f;
-    for (int64_t c = lane; c < w.cols; c += 32) {
-        const float v = kc_deq<DT>(w, r, c);
+    constexpr bool plain = DT == KP_DTYPE_F32 || DT == KP_DTYPE_F16 || DT == KP_DTYPE_BF16;
+    if (plain && vec) {
+        constexpr int E = DT == KP_DTYPE_F32 ? 4 : 8;
+        const uint8_t *row = w.data + (size_t)r * w.row_bytes;
+        for (int64_t c0 = (int64_t)lane * E; c0 < w.cols; c0 += 32 * E) {
+            const uint4 raw = *(const uint4 *)(row + c0 * (16 / E));
+            float v[8];
+            unpack16<DT>(raw, v);
 #pragma unroll
-        for (int t = 0; t < GEMV_MAX_TOK; t++)
-            if (t < n)
-                acc[t] += v * x[(int64_t)t * w.cols + c];
+            for (int t = 0; t < GEMV_MAX_TOK; t++)
+                if (t < n) {
+                    const float4 *xp = (const float4 *)(x + (int64_t)t * w.cols + c0);
+#pragma unroll
+                    for (int k = 0; k < E / 4; k++) {
+                        const float4 xv = xp[k];
+                        acc[t] += v[4 * k] * xv.x + v[4 * k + 1] * xv.y + v[4 * k + 2] * xv.z + v[4 * k + 3] * xv.w;
+                    }
+                }
+        }
+    } else {
+        for (int64_t c = lane; c < w.cols; c += 32) {
+            const float v = kc_deq<DT>(w, r, c);
+#pragma unroll
+            for (int t = 0; t < GEMV_MAX_TOK; t++)
+                if (t < n)
+                    acc[t] += v * x[(int64_t)t * w.cols + c];
+        }
     }
 #pragma unroll
     for (int t = 0; t < GEMV_MAX_TOK; t++) {
@@ -206,7 +248,10 @@ void kc_matmul(kp_backend *be, float *y, const kp_tensor *t, const float *x, int
         kc_launched(b, "gemm_kernel");
         return;
     }
+    const int per16 = w.dtype == KP_DTYPE_F32 ? 4 : 8;
+    const int vec = (w.dtype == KP_DTYPE_F32 || w.dtype == KP_DTYPE_F16 || w.dtype == KP_DTYPE_BF16) &&
+                    w.cols % per16 == 0 && ((uintptr_t)w.data & 15) == 0 && ((uintptr_t)x & 15) == 0;
     KC_DISPATCH(w.dtype, kc_fail(b, KP_ERR_UNSUPPORTED, "matmul: weight type %d has no CUDA kernel", w.dtype),
-                gemv_kernel<DT><<<kc_blocks((size_t)w.rows, GEMV_WARPS), GEMV_WARPS * 32, 0, b->stream>>>(y, w, x, n));
+                gemv_kernel<DT><<<kc_blocks((size_t)w.rows, GEMV_WARPS), GEMV_WARPS * 32, 0, b->stream>>>(y, w, x, n, vec));
     kc_launched(b, "gemv_kernel");
 }

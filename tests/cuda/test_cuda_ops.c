@@ -203,6 +203,8 @@ static void test_matmuls(void)
         {KP_DTYPE_Q5_0, 96, 301, 0, 0},  {KP_DTYPE_Q5_1, 96, 301, 0, 0},  {KP_DTYPE_Q4_K, 512, 301, 0, 0},
         {KP_DTYPE_Q5_K, 512, 301, 0, 0}, {KP_DTYPE_Q6_K, 512, 301, 0, 0}, {KP_DTYPE_I8G, 96, 301, 32, 0},
         {KP_DTYPE_I8G, 100, 37, 24, 0}, /* groups straddle rows, as KuiperLLama files allow */
+        /* widths that allow 16-byte loads (the vectorised decode path) */
+        {KP_DTYPE_F32, 132, 301, 0, 0}, {KP_DTYPE_F16, 264, 301, 0, 0}, {KP_DTYPE_BF16, 264, 301, 0, 0},
         {KP_DTYPE_F16, 67, 301, 0, 1}, {KP_DTYPE_BF16, 67, 301, 0, 1}, {KP_DTYPE_I8G, 100, 37, 24, 1},
     };
     const int ns[] = {1, 7, 300};
