@@ -42,6 +42,15 @@ typedef struct kp_backend_ops {
     kp_status (*upload)(kp_backend *be, void *dst, const void *src, size_t n);
     kp_status (*download)(kp_backend *be, void *dst, const void *src, size_t n);
     kp_status (*sync)(kp_backend *be);
+    /* -- weights. place_weight moves one model tensor into memory the backend owns, setting
+     * t->data (and t->scales for I8G) to backend pointers; the caller has saved the host
+     * pointers in t->host_data / t->host_scales and restores them after release_weight, which
+     * frees what place_weight took. NULL for both: weights stay where the reader put them
+     * (host memory the CPU backend reads directly). */
+    kp_status (*place_weight)(kp_backend *be, kp_tensor *t);
+    void (*release_weight)(kp_backend *be, kp_tensor *t);
+    /* Free and total bytes of the backend's memory; NULL when that is host memory. */
+    kp_status (*mem_info)(kp_backend *be, size_t *free_bytes, size_t *total_bytes);
     /* Non-zero if `matmul` and `embedding` accept weights of this type. */
     int (*supports)(kp_backend *be, kp_dtype weight_type);
 
@@ -84,5 +93,12 @@ struct kp_backend {
 kp_status kp_backend_cpu_new(const kp_allocator *a, int n_threads, kp_backend **out);
 /* CUDA backend; KP_ERR_UNSUPPORTED when built without CUDA or no device is present. */
 kp_status kp_backend_cuda_new(const kp_allocator *a, kp_backend **out);
+/* Tests: the n-th CUDA device allocation from now fails (-1: none), in every CUDA backend;
+ * and a backend's cached free buffers go back to the device (so a leak check sees them). */
+kp_status kp_backend_cuda_test_fail_alloc(long n);
+void kp_backend_cuda_test_trim(kp_backend *be);
+/* Test-only: makes a CPU backend place every weight into copies of its own, so tests can check
+ * that the decoder passes only placed pointers (tests/core/test_place.c). */
+void kp_backend_cpu_copy_weights(kp_backend *be);
 
 #endif

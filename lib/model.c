@@ -152,7 +152,7 @@ kp_status kp_model_load(const char *path, const kp_model_params *p, kp_model **o
             kp_fail(st, "%s: %s", path, msg);
         goto fail;
     }
-    if ((st = kp_model_bind(m)) || (st = attach_tokenizer(m, dp.tokenizer_path)))
+    if ((st = kp_model_bind(m)) || (st = kp_model_place(m)) || (st = attach_tokenizer(m, dp.tokenizer_path)))
         goto fail;
     kp_log(&m->log, KP_LOG_INFO, "loaded %s: %s, %d layers, %d embd, %d vocab, %lld params", path, m->cfg.arch,
            m->cfg.n_layer, m->cfg.n_embd, m->cfg.n_vocab, (long long)m->n_params);
@@ -174,6 +174,7 @@ void kp_model_free(kp_model *m)
     for (size_t i = 0; i < m->n_shards; i++)
         kp_file_unmap(&m->shards[i]);
     kp_dealloc(m->alloc, m->shards, m->n_shards * sizeof *m->shards);
+    kp_model_unplace(m);
     kp_tensor_list_free(&m->tensors);
     if (m->be)
         m->be->ops->destroy(m->be);

@@ -28,6 +28,11 @@ struct kp_tensor {
      * elements of the flattened tensor at `scales`. */
     const float *scales;
     int32_t group;
+    /* Set while the backend holds a placed copy (kp_model_place): data/scales are the
+     * backend's, these keep the reader's host pointers for the release. */
+    int placed;
+    void *host_data;
+    const float *host_scales;
 };
 
 /* Elements per block and bytes per block of a dtype (1 and element size for plain types). */

@@ -216,26 +216,62 @@ static void cpu_swiglu(kp_backend *be, float *out, const float *gate, const floa
     kp_cpu_swiglu(out, gate, up, (size_t)n * (size_t)dim);
 }
 
-static const kp_backend_ops cpu_ops = {
-    .name = "cpu",
-    .destroy = cpu_destroy,
-    .buf_alloc = cpu_buf_alloc,
-    .buf_free = cpu_buf_free,
-    .upload = cpu_copy,
-    .download = cpu_copy,
-    .sync = cpu_sync,
-    .supports = cpu_supports,
-    .embedding = cpu_embedding,
-    .rmsnorm = cpu_rmsnorm,
-    .matmul_work_size = cpu_matmul_work_size,
-    .matmul = cpu_matmul,
-    .add_row = cpu_add_row,
-    .add = cpu_add,
-    .rope = cpu_rope,
-    .kv_store = cpu_kv_store,
-    .attention = cpu_attention,
+#define CPU_OPS_COMMON \
+    .destroy = cpu_destroy, \
+    .buf_alloc = cpu_buf_alloc, \
+    .buf_free = cpu_buf_free, \
+    .upload = cpu_copy, \
+    .download = cpu_copy, \
+    .sync = cpu_sync, \
+    .supports = cpu_supports, \
+    .embedding = cpu_embedding, \
+    .rmsnorm = cpu_rmsnorm, \
+    .matmul_work_size = cpu_matmul_work_size, \
+    .matmul = cpu_matmul, \
+    .add_row = cpu_add_row, \
+    .add = cpu_add, \
+    .rope = cpu_rope, \
+    .kv_store = cpu_kv_store, \
+    .attention = cpu_attention, \
     .swiglu = cpu_swiglu,
-};
+
+static const kp_backend_ops cpu_ops = {.name = "cpu", CPU_OPS_COMMON};
+
+/* ---- test-only placement: every weight into a copy of our own (and its I8G scales), so a
+ * decoder that passed a reader's host pointer instead of t->data would show up in the tests
+ * as a different result once the copy is altered. */
+static kp_status cpu_place_copy(kp_backend *be, kp_tensor *t)
+{
+    size_t ns = t->dtype == KP_DTYPE_I8G && t->scales && t->group > 0
+                    ? (size_t)((kp_tensor_nelems(t) + t->group - 1) / t->group) * sizeof(float) : 0;
+    void *d = kp_alloc(be->alloc, t->nbytes ? t->nbytes : 1);
+    float *sc = ns ? kp_alloc(be->alloc, ns) : NULL;
+    if (!d || (ns && !sc)) {
+        kp_dealloc(be->alloc, d, t->nbytes ? t->nbytes : 1);
+        return kp_fail(KP_ERR_OUT_OF_MEMORY, "out of memory copying tensor '%s' (%zu bytes)", t->name,
+                       t->nbytes);
+    }
+    if (t->nbytes)
+        memcpy(d, t->data, t->nbytes);
+    if (ns) {
+        memcpy(sc, t->scales, ns);
+        t->scales = sc;
+    }
+    t->data = d;
+    return KP_OK;
+}
+
+static void cpu_release_copy(kp_backend *be, kp_tensor *t)
+{
+    if (t->dtype == KP_DTYPE_I8G && t->scales && t->scales != t->host_scales && t->group > 0)
+        kp_dealloc(be->alloc, (void *)t->scales, (size_t)((kp_tensor_nelems(t) + t->group - 1) / t->group) * sizeof(float));
+    kp_dealloc(be->alloc, t->data, t->nbytes ? t->nbytes : 1);
+}
+
+static const kp_backend_ops cpu_copy_ops = {
+    .name = "cpu", .place_weight = cpu_place_copy, .release_weight = cpu_release_copy, CPU_OPS_COMMON};
+
+void kp_backend_cpu_copy_weights(kp_backend *be) { be->ops = &cpu_copy_ops; }
 
 kp_status kp_backend_cpu_new(const kp_allocator *a, int n_threads, kp_backend **out)
 {

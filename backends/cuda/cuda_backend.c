@@ -1,7 +1,8 @@
-/* The CUDA backend's entry point. Kernels are a later milestone; for now this loads the CUDA
- * module (libkuiper-cuda.so, see module.h) and reports whether a device exists, so callers get
- * KP_ERR_UNSUPPORTED with a reason instead of a crash or a missing-library error at load time. */
+/* The CUDA backend's entry point in libkuiper: loads the CUDA module (libkuiper-cuda.so, see
+ * module.h), asks it for a backend, and wraps the ops that return a status so that the module's
+ * text reaches kp_fail. Without the module or a device, KP_ERR_UNSUPPORTED with the reason. */
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,51 @@ static const kp_cuda_module_api *load_module(char *tried, size_t cap)
     }
     return NULL;
 }
+
+static const kp_cuda_module_api *g_api;
+static kp_backend_ops g_ops; /* the module's ops with the status-returning ones wrapped */
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static char g_tried[1024];
+
+static kp_status failed(kp_backend *be, kp_status st)
+{
+    return st ? kp_fail(st, "%s", g_api->error_text(be)) : KP_OK;
+}
+
+/* The module's own ops, reached through the table the backend was created with. */
+typedef struct wrapped {
+    const kp_backend_ops *mod;
+} wrapped;
+static wrapped g_mod;
+
+static kp_status w_upload(kp_backend *be, void *dst, const void *src, size_t n)
+{
+    return failed(be, g_mod.mod->upload(be, dst, src, n));
+}
+static kp_status w_download(kp_backend *be, void *dst, const void *src, size_t n)
+{
+    return failed(be, g_mod.mod->download(be, dst, src, n));
+}
+static kp_status w_sync(kp_backend *be) { return failed(be, g_mod.mod->sync(be)); }
+static kp_status w_place(kp_backend *be, kp_tensor *t) { return failed(be, g_mod.mod->place_weight(be, t)); }
+static kp_status w_mem_info(kp_backend *be, size_t *f, size_t *t)
+{
+    return failed(be, g_mod.mod->mem_info(be, f, t));
+}
+
+static void load_once(void)
+{
+    g_api = load_module(g_tried, sizeof g_tried);
+}
+
+static kp_status api_get(void)
+{
+    pthread_once(&g_once, load_once);
+    if (!g_api)
+        return kp_fail(KP_ERR_UNSUPPORTED, "no CUDA device: the CUDA module " KP_CUDA_MODULE_FILE
+                       " could not be loaded (%s)", g_tried);
+    return KP_OK;
+}
 #endif
 
 kp_status kp_backend_cuda_new(const kp_allocator *a, kp_backend **out)
@@ -64,19 +110,59 @@ kp_status kp_backend_cuda_new(const kp_allocator *a, kp_backend **out)
     (void)a;
     *out = NULL;
 #ifdef KP_HAVE_CUDA
-    char tried[1024];
-    const kp_cuda_module_api *api = load_module(tried, sizeof tried);
-    if (!api)
-        return kp_fail(KP_ERR_UNSUPPORTED, "no CUDA device: the CUDA module " KP_CUDA_MODULE_FILE
-                       " could not be loaded (%s)", tried);
-    char why[256] = "";
-    int n = api->device_count(why, sizeof why);
+    kp_status st = api_get();
+    if (st)
+        return st;
+    char why[512] = "";
+    int n = g_api->device_count(why, sizeof why);
     if (n <= 0)
         return kp_fail(KP_ERR_UNSUPPORTED, "no CUDA device (%s)", why[0] ? why : "none reported");
-    return kp_fail(KP_ERR_UNSUPPORTED, "the CUDA backend has no kernels yet (%d device%s found)", n,
-                   n == 1 ? "" : "s");
+    kp_backend *be = NULL;
+    st = g_api->backend_new(kp_allocator_or_default(a), &be, why, sizeof why);
+    if (st)
+        return kp_fail(st, "%s", why[0] ? why : "the CUDA backend could not be created");
+    /* Every backend of the module shares one ops table, so one wrapped copy serves all. */
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&mu);
+    if (!g_mod.mod) {
+        g_ops = *be->ops;
+        g_ops.upload = w_upload;
+        g_ops.download = w_download;
+        g_ops.sync = w_sync;
+        g_ops.place_weight = w_place;
+        g_ops.mem_info = w_mem_info;
+        g_mod.mod = be->ops;
+    }
+    pthread_mutex_unlock(&mu);
+    be->ops = &g_ops;
+    *out = be;
+    return KP_OK;
 #else
     return kp_fail(KP_ERR_UNSUPPORTED,
                    "no CUDA device: libkuiper was built without CUDA (-Dcuda=disabled or no nvcc)");
+#endif
+}
+
+kp_status kp_backend_cuda_test_fail_alloc(long n)
+{
+#ifdef KP_HAVE_CUDA
+    kp_status st = api_get();
+    if (st)
+        return st;
+    g_api->fail_alloc_after(n);
+    return KP_OK;
+#else
+    (void)n;
+    return kp_fail(KP_ERR_UNSUPPORTED, "no CUDA device: libkuiper was built without CUDA");
+#endif
+}
+
+void kp_backend_cuda_test_trim(kp_backend *be)
+{
+#ifdef KP_HAVE_CUDA
+    if (g_api && be && be->device == KP_DEVICE_CUDA)
+        g_api->trim(be);
+#else
+    (void)be;
 #endif
 }

@@ -60,6 +60,11 @@ struct kp_model {
 
 /* Binds tensors to slots and validates every shape against cfg; the message names the tensor. */
 kp_status kp_model_bind(kp_model *m);
+/* Places every tensor with the backend (see kp_backend_ops.place_weight); KP_ERR_OUT_OF_MEMORY
+ * with the sizes when the weights exceed the backend's free memory. kp_model_unplace gives the
+ * placed copies back (kp_model_free calls it). */
+kp_status kp_model_place(kp_model *m);
+void kp_model_unplace(kp_model *m);
 
 /* ---- format readers: fill cfg and m->tensors from m->file (and m->tok when the file has one) */
 kp_status kp_llama2c_read(kp_model *m);
