@@ -146,7 +146,7 @@ static kp_status read_arch(hf_ctx *c, const kp_json *cfg)
 static kp_status llama3_factors(hf_ctx *c, const kp_json *sc)
 {
     const kp_model_config *k = &c->m->cfg;
-    double factor, lo, hi, orig;
+    double factor = 0, lo = 0, hi = 0, orig = 0;
     kp_status st;
     if ((st = cfg_num(sc, "rope_scaling.", "factor", NAN, &factor)) ||
         (st = cfg_num(sc, "rope_scaling.", "low_freq_factor", 1.0, &lo)) ||
@@ -183,7 +183,7 @@ static kp_status read_rope(hf_ctx *c, const kp_json *cfg)
     kp_model_config *k = &c->m->cfg;
     /* transformers 4 writes rope_theta and rope_scaling; 5 nests both in rope_parameters */
     const kp_json *params = kp_json_get_type(cfg, "rope_parameters", KP_JSON_OBJECT);
-    double theta;
+    double theta = 0;
     kp_status st = cfg_num(cfg, "", "rope_theta", NAN, &theta);
     if (st && params) {
         kp_clear_error();
@@ -236,7 +236,7 @@ static kp_status read_config(hf_ctx *c, const kp_json *cfg)
                                       "given", k->n_embd, k->n_head);
     if ((st = cfg_int(cfg, "head_dim", 2, 1 << 16, k->n_embd / k->n_head, &k->head_dim)))
         return st;
-    double eps, rot;
+    double eps = 0, rot = 0;
     if ((st = cfg_num(cfg, "", "rms_norm_eps", 1e-6, &eps)) || (st = cfg_num(cfg, "", "partial_rotary_factor", 1.0, &rot)))
         return st;
     if (!(eps > 0) || eps > 1)

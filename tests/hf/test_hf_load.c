@@ -28,6 +28,7 @@ static char path[2048];
 
 static char *slurp(const char *p, size_t *n)
 {
+    *n = 0;
     char *b = kp_test_slurp(p, n);
     if (!b)
         fail_msg("cannot read %s", p);
