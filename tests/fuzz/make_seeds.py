@@ -335,6 +335,30 @@ def safetensors_seeds():
     out("safetensors", "empty-header", struct.pack("<Q", 2) + b"{}")
 
 
+# ---- kuiper-server request bodies (see fuzz_server_request.c): 1 chat, 0 completions, then JSON
+
+def server_seeds():
+    chat = [
+        {"model": "m", "messages": [{"role": "user", "content": "Hi"}]},
+        {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there"},
+                      {"role": "assistant", "content": "Hi!"}, {"role": "user", "content": "Bye"}],
+         "stream": True, "stream_options": {"include_usage": True}, "max_tokens": 8, "temperature": 0,
+         "top_p": 0.5, "seed": 42, "stop": ["\n", "END"]},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "parts"}]}], "n": 1, "stop": "x"},
+        {"messages": [], "max_tokens": -1},
+        {"messages": [{"role": "tool", "content": 3}], "temperature": 1e308},
+    ]
+    for i, body in enumerate(chat):
+        out("server_request", f"chat-{i}", b"\x01" + json.dumps(body).encode())
+    comp = [{"prompt": "Once upon a time", "max_tokens": 4},
+            {"prompt": "", "ignore_eos": True, "max_completion_tokens": 2, "stop": ["a", "b", "c", "d", "e"]},
+            {"prompt": ["list", "of", "prompts"]}, {"prompt": "x" * 600}]
+    for i, body in enumerate(comp):
+        out("server_request", f"completion-{i}", b"\x00" + json.dumps(body).encode())
+    out("server_request", "bad-json", b"\x01{\"messages\": [")
+    out("server_request", "bad-utf8", b"\x00{\"prompt\": \"\xff\xfe\"}")
+
+
 def main():
     tb = tokenizer_seeds()
     gguf_seeds(tb)
@@ -344,6 +368,7 @@ def main():
     json_seeds()
     detok_seeds()
     safetensors_seeds()
+    server_seeds()
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(os.path.join(HERE, "corpus")) for f in fs)
     print(f"corpus: {total} bytes")
 
