@@ -61,7 +61,7 @@ static const kp_cuda_module_api *load_module(char *tried, size_t cap)
 
 static const kp_cuda_module_api *g_api;
 static kp_backend_ops g_ops; /* the module's ops with the status-returning ones wrapped */
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t g_load_mu = PTHREAD_MUTEX_INITIALIZER;
 static char g_tried[1024];
 
 static kp_status failed(kp_backend *be, kp_status st)
@@ -90,17 +90,20 @@ static kp_status w_mem_info(kp_backend *be, size_t *f, size_t *t)
     return failed(be, g_mod.mod->mem_info(be, f, t));
 }
 
-static void load_once(void)
-{
-    g_api = load_module(g_tried, sizeof g_tried);
-}
-
+/* A module that loaded stays loaded; a failed attempt is made again on the next request, so a
+ * module installed (or KP_CUDA_MODULE set) later is found without restarting the process. */
 static kp_status api_get(void)
 {
-    pthread_once(&g_once, load_once);
+    char tried[sizeof g_tried];
+    pthread_mutex_lock(&g_load_mu);
     if (!g_api)
+        g_api = load_module(g_tried, sizeof g_tried);
+    const int ok = g_api != NULL;
+    memcpy(tried, g_tried, sizeof tried);
+    pthread_mutex_unlock(&g_load_mu);
+    if (!ok)
         return kp_fail(KP_ERR_UNSUPPORTED, "no CUDA device: the CUDA module " KP_CUDA_MODULE_FILE
-                       " could not be loaded (%s)", g_tried);
+                       " could not be loaded (%s)", tried);
     return KP_OK;
 }
 #endif
