@@ -331,6 +331,10 @@ static void help(void)
            "/stats         prompt and generation speed of the last answer\n"
            "/quit          leave (so do Ctrl-D and Ctrl-C at the prompt)\n"
            "A line ending in '\\' continues on the next line; '//' at the start sends a literal '/'.\n"
+#ifdef KP_HAVE_LIBEDIT
+           "At a terminal: arrows, Ctrl-A/Ctrl-E edit the line, Up/Down and Ctrl-R search earlier lines;\n"
+           "a pasted block of several lines is one message.\n"
+#endif
            "Ctrl-C during an answer stops it; the part already shown stays in the conversation.\n");
 }
 
