@@ -262,49 +262,26 @@ static kp_status write_file(conv *c, FILE *f, const char *in_path)
     return st;
 }
 
-kp_status kp_model_quantize(const char *in_path, const char *out_path, const kp_quantize_params *p)
+kp_status kp_quantize_loaded(kp_model *m, const char *name, const char *out_path, const kp_quantize_params *qp)
 {
-    kp_clear_error();
-    if (!in_path || !out_path)
-        return kp_fail(KP_ERR_INVALID_ARG, "kp_model_quantize: %s path is NULL", in_path ? "output" : "input");
-    kp_quantize_params qp;
-    kp_quantize_params_init(&qp);
-    if (p) {
-        if (p->struct_size < sizeof(size_t) || p->struct_size > sizeof qp)
-            return kp_fail(KP_ERR_INVALID_ARG, "kp_quantize_params.struct_size %zu is not one this library knows",
-                           p->struct_size);
-        memcpy(&qp, p, p->struct_size);
-    }
     conv c;
     memset(&c, 0, sizeof c);
-    c.a = kp_allocator_or_default(qp.allocator);
-    c.log = (kp_logger){qp.log, qp.log_user, qp.log_level};
-    if (!(c.mx = kp_quant_mix_find(qp.type)))
-        return kp_fail(KP_ERR_INVALID_ARG, "unknown output type '%s' (known: %s)", qp.type ? qp.type : "(null)",
+    c.a = kp_allocator_or_default(qp->allocator);
+    c.log = (kp_logger){qp->log, qp->log_user, qp->log_level};
+    c.m = m;
+    if (!(c.mx = kp_quant_mix_find(qp->type)))
+        return kp_fail(KP_ERR_INVALID_ARG, "unknown output type '%s' (known: %s)", qp->type ? qp->type : "(null)",
                        kp_quant_mix_names());
-    if (qp.n_threads < 0 || qp.n_threads > 1024)
-        return kp_fail(KP_ERR_INVALID_ARG, "n_threads %d is outside [0, 1024]", qp.n_threads);
-    int nt = qp.n_threads;
+    int nt = qp->n_threads;
     if (nt == 0) {
         long online = sysconf(_SC_NPROCESSORS_ONLN);
         nt = online > 0 ? (online > 1024 ? 1024 : (int)online) : 1;
     }
-    kp_model_params mp;
-    kp_model_params_init(&mp);
-    mp.allocator = qp.allocator;
-    mp.log = qp.log;
-    mp.log_user = qp.log_user;
-    mp.log_level = qp.log_level;
-    mp.tokenizer_path = qp.tokenizer_path;
-    mp.family = qp.family;
-    mp.n_threads = 1; /* the model is only read here; the conversion has its own pool */
-    kp_status st = kp_model_load(in_path, &mp, &c.m);
-    if (st)
-        return st;
     /* a temporary file beside the output, renamed into place only when complete */
     size_t tl = strlen(out_path) + 16;
     char *tmp = kp_alloc(c.a, tl);
     FILE *f = NULL;
+    kp_status st = KP_OK;
     if (!tmp) {
         st = kp_fail(KP_ERR_OUT_OF_MEMORY, "out of memory");
         goto done;
@@ -316,7 +293,7 @@ kp_status kp_model_quantize(const char *in_path, const char *out_path, const kp_
         st = kp_fail(KP_ERR_IO, "cannot create '%s': %s", out_path, strerror(errno));
         goto done;
     }
-    st = write_file(&c, f, in_path);
+    st = write_file(&c, f, name);
     if (st) {
         char msg[400];
         snprintf(msg, sizeof msg, "%s", kp_error_text());
@@ -333,6 +310,41 @@ done:
         kp_dealloc(c.a, tmp, tl);
     kp_dealloc(c.a, c.items, c.cap_items * sizeof *c.items);
     kp_threadpool_free(c.pool);
-    kp_model_free(c.m);
+    return st;
+}
+
+kp_status kp_model_quantize(const char *in_path, const char *out_path, const kp_quantize_params *p)
+{
+    kp_clear_error();
+    if (!in_path || !out_path)
+        return kp_fail(KP_ERR_INVALID_ARG, "kp_model_quantize: %s path is NULL", in_path ? "output" : "input");
+    kp_quantize_params qp;
+    kp_quantize_params_init(&qp);
+    if (p) {
+        if (p->struct_size < sizeof(size_t) || p->struct_size > sizeof qp)
+            return kp_fail(KP_ERR_INVALID_ARG, "kp_quantize_params.struct_size %zu is not one this library knows",
+                           p->struct_size);
+        memcpy(&qp, p, p->struct_size);
+    }
+    if (!kp_quant_mix_find(qp.type))
+        return kp_fail(KP_ERR_INVALID_ARG, "unknown output type '%s' (known: %s)", qp.type ? qp.type : "(null)",
+                       kp_quant_mix_names());
+    if (qp.n_threads < 0 || qp.n_threads > 1024)
+        return kp_fail(KP_ERR_INVALID_ARG, "n_threads %d is outside [0, 1024]", qp.n_threads);
+    kp_model_params mp;
+    kp_model_params_init(&mp);
+    mp.allocator = qp.allocator;
+    mp.log = qp.log;
+    mp.log_user = qp.log_user;
+    mp.log_level = qp.log_level;
+    mp.tokenizer_path = qp.tokenizer_path;
+    mp.family = qp.family;
+    mp.n_threads = 1; /* the model is only read here; the conversion has its own pool */
+    kp_model *m = NULL;
+    kp_status st = kp_model_load(in_path, &mp, &m);
+    if (st)
+        return st;
+    st = kp_quantize_loaded(m, in_path, out_path, &qp);
+    kp_model_free(m);
     return st;
 }

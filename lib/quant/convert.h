@@ -11,4 +11,8 @@
 kp_status kp_convert_write_meta(kp_gguf_writer *w, const kp_model *m, const kp_quant_mix *mx, kp_dtype main_type,
                                 const char *name);
 
+/* kp_model_quantize after loading: writes the loaded model `m` (read only) to out_path; `name`
+ * (a path) gives general.name. `qp` is complete (struct_size checked, defaults filled). */
+kp_status kp_quantize_loaded(kp_model *m, const char *name, const char *out_path, const kp_quantize_params *qp);
+
 #endif
