@@ -55,6 +55,14 @@ void kp_quantize_row_q8_0(const float *x, int64_t n, void *dst)
     }
 }
 
+/* ggml's rounding for the 4- and 5-bit blocks: add the offset (with +0.5), truncate through an
+ * int8, clamp at the top code. */
+static inline int code(float v, float offset, int top)
+{
+    const int q = (int8_t)(v + offset);
+    return q < top ? q : top;
+}
+
 void kp_quantize_row_q4_0(const float *x, int64_t n, void *dst)
 {
     kp_blk_q4_0 *y = dst;
@@ -64,10 +72,7 @@ void kp_quantize_row_q4_0(const float *x, int64_t n, void *dst)
         y[i].d = kp_f32_to_f16(d);
         for (int j = 0; j < 16; j++) {
             const float x0 = x[j] * id, x1 = x[j + 16] * id;
-            const float s0 = x0 + 8.5f, s1 = x1 + 8.5f;
-            int q0 = (int8_t)s0, q1 = (int8_t)s1;
-            q0 = q0 < 15 ? q0 : 15;
-            q1 = q1 < 15 ? q1 : 15;
+            const int q0 = code(x0, 8.5f, 15), q1 = code(x1, 8.5f, 15);
             y[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
         }
     }
@@ -85,10 +90,7 @@ void kp_quantize_row_q4_1(const float *x, int64_t n, void *dst)
         y[i].m = kp_f32_to_f16(mn);
         for (int j = 0; j < 16; j++) {
             const float x0 = (x[j] - mn) * id, x1 = (x[j + 16] - mn) * id;
-            const float s0 = x0 + 0.5f, s1 = x1 + 0.5f;
-            int q0 = (int8_t)s0, q1 = (int8_t)s1;
-            q0 = q0 < 15 ? q0 : 15;
-            q1 = q1 < 15 ? q1 : 15;
+            const int q0 = code(x0, 0.5f, 15), q1 = code(x1, 0.5f, 15);
             y[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
         }
     }
@@ -112,10 +114,7 @@ void kp_quantize_row_q5_0(const float *x, int64_t n, void *dst)
         uint32_t qh = 0;
         for (int j = 0; j < 16; j++) {
             const float x0 = x[j] * id, x1 = x[j + 16] * id;
-            const float s0 = x0 + 16.5f, s1 = x1 + 16.5f;
-            int q0 = (int8_t)s0, q1 = (int8_t)s1;
-            q0 = q0 < 31 ? q0 : 31;
-            q1 = q1 < 31 ? q1 : 31;
+            const int q0 = code(x0, 16.5f, 31), q1 = code(x1, 16.5f, 31);
             y[i].qs[j] = (uint8_t)((q0 & 0xF) | ((q1 & 0xF) << 4));
             qh |= (uint32_t)((q0 >> 4) & 1) << j;
             qh |= (uint32_t)((q1 >> 4) & 1) << (j + 16);
