@@ -7,7 +7,10 @@
 #include <string.h>
 
 #define KP_JSON_MAX_DEPTH 512
-#define KP_JSON_BLOCK (1u << 20)
+/* Arena blocks start small (a request body is a few hundred bytes) and double up to 1 MiB (a
+ * tokenizer.json of a real vocabulary holds tens of MiB of nodes). */
+#define KP_JSON_BLOCK_MIN (4u << 10)
+#define KP_JSON_BLOCK_MAX (1u << 20)
 #define KP_JSON_MAX_LEN (1u << 28)
 
 typedef struct arena_block {
@@ -26,7 +29,8 @@ static void *arena_get(kp_json_doc *d, size_t n)
     n = (n + 7) & ~(size_t)7;
     arena_block *b = d->blocks;
     if (!b || b->size - b->used < n) {
-        size_t sz = n > KP_JSON_BLOCK ? n : KP_JSON_BLOCK;
+        size_t grow = b ? (b->size < KP_JSON_BLOCK_MAX / 2 ? 2 * b->size : KP_JSON_BLOCK_MAX) : KP_JSON_BLOCK_MIN;
+        size_t sz = n > grow ? n : grow;
         size_t total;
         if (!kp_add_ok(sz, sizeof(arena_block), &total))
             return NULL;

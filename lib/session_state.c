@@ -195,13 +195,15 @@ kp_status kp_session_load(kp_session *s, const char *path)
     /* Pass 1: checksum, token range and finite values, nothing changed yet. The body is token
      * ids, then the KV cache, then the logits; chunks are a multiple of 4 bytes, so no value
      * straddles two of them. */
-    buf_size = CHUNK;
+    size_t body = (size_t)size_l - sizeof h - 8;
+    buf_size = body < CHUNK ? (body + 3) & ~(size_t)3 : CHUNK; /* a short state needs no 1 MiB buffer */
+    if (!buf_size)
+        buf_size = 4;
     if (!(buf = kp_alloc(s->alloc, buf_size))) {
         st = KP_ERR_OUT_OF_MEMORY;
         goto done;
     }
     uint64_t sum = kp_fnv1a64(KP_FNV64_INIT, &h, sizeof h);
-    size_t body = (size_t)size_l - sizeof h - 8;
     size_t kv_lo = (size_t)h.n_past * 4, kv_hi = kv_lo + 2 * (size_t)m->cfg.n_layer * h.n_past * kv_row_bytes(s);
     int half = s->kv_type == KP_KV_F16;
     for (size_t done_b = 0; done_b < body;) {
