@@ -1,4 +1,4 @@
-/* Whole-file read-only mmap: weights are used in place, never copied. */
+/* Whole-file read-only mmap: weights are used in place unless a backend copies them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -43,4 +43,14 @@ void kp_file_unmap(kp_mapped_file *f)
         munmap((void *)f->data, f->size);
     f->data = NULL;
     f->size = 0;
+}
+
+void kp_file_map_release(const void *p, size_t n)
+{
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    if (!p || page == 0 || (page & (page - 1)))
+        return;
+    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1), hi = ((uintptr_t)p + n) & ~(page - 1);
+    if (hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advice only: failure changes nothing */
 }

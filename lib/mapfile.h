@@ -15,5 +15,9 @@ typedef struct kp_mapped_file {
 /* Maps `path`; an empty file maps to (NULL, 0). */
 kp_status kp_file_map(const char *path, kp_mapped_file *out);
 void kp_file_unmap(kp_mapped_file *f);
+/* Drops the whole pages of [p, p + n), a range of a kp_file_map mapping, from this process's
+ * resident memory; a later read faults them back in from the file. For weights a backend has
+ * copied: without it the file's pages stay resident beside the copy. */
+void kp_file_map_release(const void *p, size_t n);
 
 #endif

@@ -28,12 +28,17 @@ struct kp_tensor {
      * elements of the flattened tensor at `scales`. */
     const float *scales;
     int32_t group;
+    /* How `data` is arranged: KP_LAYOUT_FILE (row after row, as the format stores it) unless
+     * the backend rearranged a placed copy for its kernels (see backends/cpu/quant/repack.h). */
+    int layout;
     /* Set while the backend holds a placed copy (kp_model_place): data/scales are the
      * backend's, these keep the reader's host pointers for the release. */
     int placed;
     void *host_data;
     const float *host_scales;
 };
+
+enum { KP_LAYOUT_FILE = 0, KP_LAYOUT_R8 = 1 };
 
 /* Elements per block and bytes per block of a dtype (1 and element size for plain types). */
 int64_t kp_dtype_block_elems(kp_dtype t);

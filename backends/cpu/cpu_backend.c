@@ -5,6 +5,7 @@
 
 #include "../../lib/internal.h"
 #include "cpu_backend.h"
+#include "quant/repack.h"
 #include "simd.h"
 #include "threadpool.h"
 
@@ -142,7 +143,7 @@ static void cpu_matmul(kp_backend *be, float *y, const kp_tensor *w, const float
     int64_t min_grain = (MIN_PARALLEL_WORK + per_row - 1) / per_row;
     if (grain < min_grain)
         grain = min_grain;
-    grain = (grain + 3) & ~(int64_t)3; /* whole 4-row blocks */
+    grain = (grain + KP_R8 - 1) & ~(int64_t)(KP_R8 - 1); /* whole 8-row groups (and 4-row tiles) */
     kp_threadpool_for(pool, rows, grain, mm_task, &c);
 }
 
@@ -235,7 +236,32 @@ static void cpu_swiglu(kp_backend *be, float *out, const float *gate, const floa
     .attention = cpu_attention, \
     .swiglu = cpu_swiglu,
 
-static const kp_backend_ops cpu_ops = {.name = "cpu", CPU_OPS_COMMON};
+/* Weights stay in the mapped file, except matrices the R8 kernels serve: those get a packed
+ * copy (quant/repack.h; the model then releases the file's pages). Below AVX2 nothing is
+ * packed: the scalar code is the reference and gains nothing from the layout. */
+static kp_status cpu_place(kp_backend *be, kp_tensor *t)
+{
+    if (kp_cpu_isa() < KP_ISA_AVX2 || !kp_r8_supported(t))
+        return KP_OK;
+    void *d = kp_alloc(be->alloc, t->nbytes);
+    if (!d)
+        return kp_fail(KP_ERR_OUT_OF_MEMORY, "out of memory packing tensor '%s' (%zu bytes)", t->name, t->nbytes);
+    kp_r8_pack(t, t->data, d);
+    t->data = d;
+    t->layout = KP_LAYOUT_R8;
+    return KP_OK;
+}
+
+static void cpu_release(kp_backend *be, kp_tensor *t)
+{
+    if (t->layout != KP_LAYOUT_R8)
+        return;
+    kp_dealloc(be->alloc, t->data, t->nbytes);
+    t->layout = KP_LAYOUT_FILE;
+}
+
+static const kp_backend_ops cpu_ops = {
+    .name = "cpu", .place_weight = cpu_place, .release_weight = cpu_release, CPU_OPS_COMMON};
 
 /* ---- test-only placement: every weight into a copy of our own (and its I8G scales), so a
  * decoder that passed a reader's host pointer instead of t->data would show up in the tests

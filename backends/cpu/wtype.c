@@ -1,5 +1,6 @@
 /* Weight-type dispatch: our own tables for the plain types and I8G, the quant/ tables for the
  * GGUF blocks. A level without an entry falls back to the next lower level that has one. */
+#include "quant/repack.h"
 #include "simd.h"
 
 static const kp_cpu_wtype *own(kp_dtype t, kp_isa isa)
@@ -47,5 +48,9 @@ const kp_cpu_wtype *kp_cpu_wtype_for(const kp_tensor *w)
 {
     if (w->f32_acts && (w->dtype == KP_DTYPE_F16 || w->dtype == KP_DTYPE_BF16 || w->dtype == KP_DTYPE_I8G))
         return &kp_cpu_widen;
+    if (w->layout == KP_LAYOUT_R8) {
+        kp_isa isa = kp_cpu_isa(), hw = kp_cpu_isa_detected();
+        return kp_r8_wtype_get(w->dtype, isa < hw ? isa : hw);
+    }
     return kp_cpu_wtype_get(w->dtype);
 }

@@ -1,6 +1,8 @@
 /* Weights go where the backend wants them: once, at load, after binding has checked every
- * shape. The CPU backend keeps the mapped file's pointers (no place op); a device backend
- * copies each tensor into its own memory, so the decoder only ever passes backend pointers. */
+ * shape. The CPU backend keeps the mapped file's pointers except for the matrices it packs for
+ * its kernels; a device backend copies each tensor into its own memory, so the decoder only
+ * ever passes backend pointers. */
+#include "../mapfile.h"
 #include "model.h"
 
 static double mib(size_t n) { return (double)n / (1024.0 * 1024.0); }
@@ -41,6 +43,9 @@ kp_status kp_model_place(kp_model *m)
             return st;
         }
         t->placed = 1;
+        /* A copy was made of file data (not of a reader's own converted buffer): one copy in memory. */
+        if (t->data != t->host_data && !t->owned)
+            kp_file_map_release(t->host_data, t->nbytes);
     }
     return KP_OK;
 }

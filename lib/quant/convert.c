@@ -128,7 +128,10 @@ static int64_t src_row(const plan_item *it, int64_t r)
 static int to_f32(const kp_tensor *t, int64_t row, float *dst)
 {
     const int64_t cols = t->ne[0];
-    const uint8_t *base = t->data;
+    /* the reader's bytes where the backend's copy is rearranged for its kernels */
+    const int host = t->placed && t->layout != KP_LAYOUT_FILE;
+    const uint8_t *base = host ? t->host_data : t->data;
+    const float *scales = host ? t->host_scales : t->scales;
     switch (t->dtype) {
     case KP_DTYPE_F32: memcpy(dst, base + (size_t)row * (size_t)cols * 4, (size_t)cols * 4); return 1;
     case KP_DTYPE_F16:
@@ -142,7 +145,7 @@ static int to_f32(const kp_tensor *t, int64_t row, float *dst)
         const int8_t *q = (const int8_t *)base + (size_t)row * (size_t)cols;
         const int64_t first = row * cols;
         for (int64_t i = 0; i < cols; i++)
-            dst[i] = q[i] * t->scales[(first + i) / t->group];
+            dst[i] = q[i] * scales[(first + i) / t->group];
         return 1;
     }
     case KP_DTYPE_Q8_0: case KP_DTYPE_Q4_0: case KP_DTYPE_Q4_1: case KP_DTYPE_Q5_0: case KP_DTYPE_Q5_1:

@@ -50,7 +50,9 @@ static inline void kp_k4_scale_min(int j, const uint8_t *s, int *sc, int *m)
 
 /* ---- quantized activation rows (workspace layout, ours)
  * A row of `cols` values is stored as: int8 qs[cols] | float d[nb] | (Q8_1) float s[nb]
- * | (Q8_K) int16 bsums[16 * nb], padded to 64 bytes. d and s are the values ggml uses after its
+ * | (Q8_0, Q8_1) int32 isum[nb] | (Q8_K) int16 bsums[16 * nb], padded to 64 bytes. isum is the
+ * integer sum of each block's values: the row-interleaved kernels take Q4_0's offset of 8 (and
+ * the unsigned form of Q8_0 weights) out of the integer products with it. d and s are the values ggml uses after its
  * own rounding (F16 for Q8_0/Q8_1, F32 for Q8_K), kept as floats so kernels need no conversion. */
 typedef enum kp_act_kind { KP_ACT_Q8_0, KP_ACT_Q8_1, KP_ACT_Q8_K } kp_act_kind;
 
@@ -65,6 +67,10 @@ static inline const float *kp_act_d(const void *row, int64_t cols)
 static inline const float *kp_act_s(const void *row, int64_t cols)
 {
     return kp_act_d(row, cols) + cols / KP_QK;
+}
+static inline const int32_t *kp_act_isum(kp_act_kind k, const void *row, int64_t cols)
+{
+    return (const int32_t *)(kp_act_d(row, cols) + (k == KP_ACT_Q8_1 ? 2 : 1) * (cols / KP_QK));
 }
 static inline const int16_t *kp_act_bsums(const void *row, int64_t cols)
 {

@@ -36,8 +36,8 @@ size_t kp_act_row_bytes(kp_act_kind k, int64_t cols)
 {
     size_t c = (size_t)cols;
     switch (k) {
-    case KP_ACT_Q8_0: return pad64(c + c / KP_QK * 4);
-    case KP_ACT_Q8_1: return pad64(c + c / KP_QK * 8);
+    case KP_ACT_Q8_0: return pad64(c + c / KP_QK * 8);
+    case KP_ACT_Q8_1: return pad64(c + c / KP_QK * 12);
     case KP_ACT_Q8_K: return pad64(c + c / KP_QKK * (4 + 32));
     }
     return 0;
@@ -50,6 +50,7 @@ static void quantize_q8_01(const float *x, int64_t cols, void *row, int with_sum
     int8_t *qs = row;
     float *d = (float *)((uint8_t *)row + cols);
     float *s = d + cols / KP_QK;
+    int32_t *isum = (int32_t *)(with_sum ? s + cols / KP_QK : s);
     for (int64_t b = 0; b < cols / KP_QK; b++) {
         const float *xb = x + b * KP_QK;
         float amax = 0.f;
@@ -66,6 +67,7 @@ static void quantize_q8_01(const float *x, int64_t cols, void *row, int with_sum
             sum += q;
         }
         d[b] = f16_round(db);
+        isum[b] = sum;
         if (with_sum)
             s[b] = f16_round(db * (float)sum);
     }

@@ -1,0 +1,191 @@
+/* x86 kernels for packed (KP_LAYOUT_R8) Q4_0, Q4_1 and Q8_0 matrices: a tile of 8 rows by up to
+ * KP_RT tokens. Each weight piece is loaded once per tile and each activation piece is
+ * broadcast once per 8 rows; lanes are rows, so the 8 outputs of a tile row are one store.
+ * Compiled twice, like quant_x86.c: AVX2 (vpdpbusd done as maddubs + madd) and AVX-512 VNNI
+ * (the 256-bit vpdpbusd of AVX512VL: 8 rows fill a register, and 32 registers keep a whole
+ * tile's weights and accumulators without spills). Integer block sums are exact; per block the
+ * float work is (d_w d_a) * sum (+ m_w s_a for Q4_1), as in the scalar reference, fused. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "repack.h"
+
+#ifdef KP_QUANT_VNNI
+#define KP_RV(name) name##_avx512vnni
+#else
+#define KP_RV(name) name##_avx2
+#endif
+
+#define KP_RT 4 /* tokens per tile */
+#define KP_AI inline __attribute__((always_inline))
+#define KP_UNROLL_T _Pragma("GCC unroll 4")
+
+/* acc + per 32-bit lane the sum of 4 products of unsigned bytes u with signed bytes s. Without
+ * VNNI the int16 pair sums are exact for every caller: u <= 15 (nibbles) or u <= 128 (|w|),
+ * against |s| <= 127. */
+static KP_AI __m256i dpb(__m256i acc, __m256i u, __m256i s)
+{
+#ifdef KP_QUANT_VNNI
+    return _mm256_dpbusd_epi32(acc, u, s);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
+
+/* 4 activation bytes in every lane */
+static KP_AI __m256i bc4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+static KP_AI __m256i ld(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+static KP_AI __m256 f16x8(const uint16_t *h) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h)); }
+
+/* The 8 unsigned nibble vectors of a Q4 unit: w[k] pairs with activation piece 4k. */
+static KP_AI void nibbles(const uint8_t *qs, __m256i w[8])
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int c = 0; c < 4; c++) {
+        const __m256i raw = ld(qs + 32 * c);
+        w[c] = _mm256_and_si256(raw, m4);
+        w[c + 4] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+    }
+}
+
+/* sum over the 8 pieces of w[k] . q[4k..4k+3], from `init`; two chains hide the latency */
+static KP_AI __m256i dot8(const __m256i w[8], const int8_t *q, __m256i init)
+{
+    __m256i i0 = init, i1 = _mm256_setzero_si256();
+    for (int k = 0; k < 8; k += 2) {
+        i0 = dpb(i0, w[k], bc4(q + 4 * k));
+        i1 = dpb(i1, w[k + 1], bc4(q + 4 * k + 4));
+    }
+    return _mm256_add_epi32(i0, i1);
+}
+
+typedef struct tile_act {
+    const int8_t *q[KP_RT];
+    const float *d[KP_RT], *s[KP_RT];
+    const int32_t *isum[KP_RT];
+} tile_act;
+
+static KP_AI void act_of(tile_act *a, kp_act_kind k, const uint8_t *act, size_t as, int64_t cols, int nt)
+{
+    for (int t = 0; t < nt; t++) {
+        const uint8_t *row = act + (size_t)t * as;
+        a->q[t] = (const int8_t *)row;
+        a->d[t] = kp_act_d(row, cols);
+        a->s[t] = kp_act_s(row, cols);
+        a->isum[t] = kp_act_isum(k, row, cols);
+    }
+}
+
+static KP_AI void tile_q4_0(const kp_r8_q4_0 *u, int64_t nb, const tile_act *a, int nt, __m256 *acc)
+{
+    KP_UNROLL_T for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i w[8];
+        nibbles(u[b].qs, w);
+        const __m256 dw = f16x8(u[b].d);
+        KP_UNROLL_T for (int t = 0; t < nt; t++) {
+            /* (nib - 8) . q = nib . q - 8 sum(q) */
+            const __m256i s = dot8(w, a->q[t] + b * KP_QK, _mm256_set1_epi32(-8 * a->isum[t][b]));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(a->d[t][b])), acc[t]);
+        }
+    }
+}
+
+static KP_AI void tile_q4_1(const kp_r8_q4_1 *u, int64_t nb, const tile_act *a, int nt, __m256 *acc)
+{
+    KP_UNROLL_T for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i w[8];
+        nibbles(u[b].qs, w);
+        const __m256 dw = f16x8(u[b].d), mw = f16x8(u[b].m);
+        KP_UNROLL_T for (int t = 0; t < nt; t++) {
+            const __m256i s = dot8(w, a->q[t] + b * KP_QK, _mm256_setzero_si256());
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(a->d[t][b])), acc[t]);
+            acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(a->s[t][b]), acc[t]);
+        }
+    }
+}
+
+static KP_AI void tile_q8_0(const kp_r8_q8_0 *u, int64_t nb, const tile_act *a, int nt, __m256 *acc)
+{
+    KP_UNROLL_T for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256 dw = f16x8(u[b].d);
+#ifdef KP_QUANT_VNNI
+        /* w + 128 is unsigned; the 128 sum(q) it adds comes out in the integers */
+        __m256i w[8];
+        for (int c = 0; c < 8; c++)
+            w[c] = _mm256_xor_si256(ld(u[b].qs + 32 * c), _mm256_set1_epi8((char)0x80));
+        KP_UNROLL_T for (int t = 0; t < nt; t++) {
+            const __m256i s = dot8(w, a->q[t] + b * KP_QK, _mm256_set1_epi32(-128 * a->isum[t][b]));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(a->d[t][b])), acc[t]);
+        }
+#else
+        /* |w| times q with w's sign */
+        KP_UNROLL_T for (int t = 0; t < nt; t++) {
+            const int8_t *q = a->q[t] + b * KP_QK;
+            __m256i i0 = _mm256_setzero_si256(), i1 = _mm256_setzero_si256();
+            for (int c = 0; c < 8; c += 2) {
+                const __m256i w0 = ld(u[b].qs + 32 * c), w1 = ld(u[b].qs + 32 * c + 32);
+                i0 = dpb(i0, _mm256_sign_epi8(w0, w0), _mm256_sign_epi8(bc4(q + 4 * c), w0));
+                i1 = dpb(i1, _mm256_sign_epi8(w1, w1), _mm256_sign_epi8(bc4(q + 4 * c + 4), w1));
+            }
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(i0, i1)),
+                                     _mm256_mul_ps(dw, _mm256_set1_ps(a->d[t][b])), acc[t]);
+        }
+#endif
+    }
+}
+
+/* y[t*rows + r] for the 8-row groups in [r0, r1) (multiples of 8: the matmul splits work in
+ * whole groups) and every token, KP_RT tokens per pass over a group's weights. */
+#define KP_R8_ROWS(fname, unit_t, tile, kind)                                                               \
+    static void fname(float *y, const kp_tensor *w, const void *work, const float *x, int n, int64_t r0,    \
+                      int64_t r1)                                                                           \
+    {                                                                                                       \
+        (void)x;                                                                                            \
+        const int64_t cols = w->ne[0], nb = cols / KP_QK;                                                   \
+        const size_t rows = (size_t)kp_tensor_nrows(w), arb = kp_act_row_bytes(kind, cols);                 \
+        for (int64_t g = r0 / KP_R8; g < r1 / KP_R8; g++) {                                                 \
+            const unit_t *u = (const unit_t *)w->data + g * nb;                                             \
+            for (int t = 0; t < n; t += KP_RT) {                                                            \
+                const int nt = n - t < KP_RT ? n - t : KP_RT;                                               \
+                tile_act a;                                                                                 \
+                __m256 acc[KP_RT];                                                                          \
+                const uint8_t *act = (const uint8_t *)work + (size_t)t * arb;                               \
+                switch (nt) {                                                                               \
+                case 4: act_of(&a, kind, act, arb, cols, 4); tile(u, nb, &a, 4, acc); break;                \
+                case 3: act_of(&a, kind, act, arb, cols, 3); tile(u, nb, &a, 3, acc); break;                \
+                case 2: act_of(&a, kind, act, arb, cols, 2); tile(u, nb, &a, 2, acc); break;                \
+                default: act_of(&a, kind, act, arb, cols, 1); tile(u, nb, &a, 1, acc); break;               \
+                }                                                                                           \
+                for (int k = 0; k < nt; k++)                                                                \
+                    _mm256_storeu_ps(y + (size_t)(t + k) * rows + (size_t)g * KP_R8, acc[k]);               \
+            }                                                                                               \
+        }                                                                                                   \
+    }
+
+KP_R8_ROWS(rows_q4_0, kp_r8_q4_0, tile_q4_0, KP_ACT_Q8_0)
+KP_R8_ROWS(rows_q4_1, kp_r8_q4_1, tile_q4_1, KP_ACT_Q8_1)
+KP_R8_ROWS(rows_q8_0, kp_r8_q8_0, tile_q8_0, KP_ACT_Q8_0)
+
+static const kp_cpu_wtype r8_q4_0 = {kp_quant_work_size_q8_0, kp_quant_prepare_q8_0, rows_q4_0, kp_r8_dequant_row};
+static const kp_cpu_wtype r8_q4_1 = {kp_quant_work_size_q8_1, kp_quant_prepare_q8_1, rows_q4_1, kp_r8_dequant_row};
+static const kp_cpu_wtype r8_q8_0 = {kp_quant_work_size_q8_0, kp_quant_prepare_q8_0, rows_q8_0, kp_r8_dequant_row};
+
+const kp_cpu_wtype *KP_RV(kp_r8_get)(kp_dtype t)
+{
+    switch (t) {
+    case KP_DTYPE_Q4_0: return &r8_q4_0;
+    case KP_DTYPE_Q4_1: return &r8_q4_1;
+    case KP_DTYPE_Q8_0: return &r8_q8_0;
+    default: return NULL;
+    }
+}

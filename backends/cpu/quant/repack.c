@@ -1,0 +1,141 @@
+/* KP_LAYOUT_R8 (see repack.h): packing, unpacking, and the scalar reference on packed data,
+ * which reassembles each file block and uses the file-layout scalar dot on it, so packed and
+ * unpacked scalar results are the same floats. */
+#include <string.h>
+
+#include "repack.h"
+
+/* A file block: `hw` F16 header words (d, then m for Q4_1), then `q` bytes of values. */
+typedef struct r8_fmt {
+    size_t blk;
+    int hw, q;
+} r8_fmt;
+
+static int fmt_of(kp_dtype t, r8_fmt *f)
+{
+    switch (t) {
+    case KP_DTYPE_Q4_0: *f = (r8_fmt){sizeof(kp_blk_q4_0), 1, 16}; return 1;
+    case KP_DTYPE_Q4_1: *f = (r8_fmt){sizeof(kp_blk_q4_1), 2, 16}; return 1;
+    case KP_DTYPE_Q8_0: *f = (r8_fmt){sizeof(kp_blk_q8_0), 1, 32}; return 1;
+    default: return 0;
+    }
+}
+
+int kp_r8_supported(const kp_tensor *w)
+{
+    r8_fmt f;
+    if (!w || !fmt_of(w->dtype, &f) || w->layout != KP_LAYOUT_FILE || w->ndim < 2 || w->ne[0] <= 0 ||
+        w->ne[0] % KP_QK)
+        return 0;
+    const int64_t rows = kp_tensor_nrows(w);
+    return rows > 0 && rows % KP_R8 == 0 && w->nbytes == (size_t)rows * kp_dtype_row_bytes(w->dtype, w->ne[0]);
+}
+
+/* Moves block b of row r (file block at `blk`) into or out of its unit. */
+static void move_block(const r8_fmt *f, uint8_t *unit, int r, uint8_t *blk, int to_unit)
+{
+    for (int k = 0; k < f->hw; k++) {
+        uint8_t *u = unit + (size_t)(k * KP_R8 + r) * 2;
+        to_unit ? memcpy(u, blk + 2 * k, 2) : memcpy(blk + 2 * k, u, 2);
+    }
+    uint8_t *uq = unit + (size_t)f->hw * KP_R8 * 2, *bq = blk + 2 * f->hw;
+    for (int c = 0; c < f->q / 4; c++)
+        to_unit ? memcpy(uq + 32 * c + 4 * r, bq + 4 * c, 4) : memcpy(bq + 4 * c, uq + 32 * c + 4 * r, 4);
+}
+
+void kp_r8_pack(const kp_tensor *w, const void *src, void *dst)
+{
+    r8_fmt f;
+    if (!fmt_of(w->dtype, &f))
+        return;
+    const int64_t nb = w->ne[0] / KP_QK, rows = kp_tensor_nrows(w);
+    const size_t rb = (size_t)nb * f.blk;
+    for (int64_t g = 0; g < rows / KP_R8; g++)
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *unit = (uint8_t *)dst + (size_t)(g * nb + b) * KP_R8 * f.blk;
+            for (int r = 0; r < KP_R8; r++)
+                move_block(&f, unit, r, (uint8_t *)src + (size_t)(g * KP_R8 + r) * rb + (size_t)b * f.blk, 1);
+        }
+}
+
+static void unpack_block(const kp_tensor *w, const r8_fmt *f, int64_t r, int64_t b, void *blk)
+{
+    const int64_t nb = w->ne[0] / KP_QK;
+    uint8_t *unit = (uint8_t *)w->data + (size_t)((r / KP_R8) * nb + b) * KP_R8 * f->blk;
+    move_block(f, unit, (int)(r % KP_R8), blk, 0);
+}
+
+void kp_r8_unpack_row(const kp_tensor *w, int64_t r, void *dst)
+{
+    r8_fmt f;
+    if (!fmt_of(w->dtype, &f))
+        return;
+    for (int64_t b = 0; b < w->ne[0] / KP_QK; b++)
+        unpack_block(w, &f, r, b, (uint8_t *)dst + (size_t)b * f.blk);
+}
+
+void kp_r8_dequant_row(const kp_tensor *w, int64_t row, float *dst)
+{
+    r8_fmt f;
+    if (!fmt_of(w->dtype, &f))
+        return;
+    uint8_t blk[sizeof(kp_blk_q8_0)];
+    for (int64_t b = 0; b < w->ne[0] / KP_QK; b++) {
+        unpack_block(w, &f, row, b, blk);
+        kp_qdequant(w->dtype, blk, KP_QK, dst + b * KP_QK);
+    }
+}
+
+/* The scalar dot of one block, through the file-layout scalar kernel on a one-block activation
+ * row (0 + term is exact, so the sums below equal the whole-row kernel's). */
+static void r8_rows_scalar(float *y, const kp_tensor *w, const void *work, const float *x, int n, int64_t r0,
+                           int64_t r1)
+{
+    (void)x;
+    r8_fmt f;
+    if (!fmt_of(w->dtype, &f))
+        return;
+    const kp_qdot_fn dot = w->dtype == KP_DTYPE_Q4_0 ? kp_qdot_q4_0_scalar
+                         : w->dtype == KP_DTYPE_Q4_1 ? kp_qdot_q4_1_scalar : kp_qdot_q8_0_scalar;
+    const kp_act_kind kind = (kp_act_kind)kp_act_kind_for(w->dtype);
+    const int64_t cols = w->ne[0], rows = kp_tensor_nrows(w);
+    const size_t arb = kp_act_row_bytes(kind, cols);
+    uint8_t blk[sizeof(kp_blk_q8_0)];
+    _Alignas(64) uint8_t a1[64]; /* q[32] | d | s */
+    for (int64_t r = r0; r < r1; r++)
+        for (int t = 0; t < n; t++) {
+            const uint8_t *act = (const uint8_t *)work + (size_t)t * arb;
+            float sum = 0.f;
+            for (int64_t b = 0; b < cols / KP_QK; b++) {
+                unpack_block(w, &f, r, b, blk);
+                memcpy(a1, act + b * KP_QK, KP_QK);
+                memcpy(a1 + KP_QK, kp_act_d(act, cols) + b, 4);
+                if (kind == KP_ACT_Q8_1)
+                    memcpy(a1 + KP_QK + 4, kp_act_s(act, cols) + b, 4);
+                sum += dot(blk, a1, KP_QK);
+            }
+            y[(size_t)t * (size_t)rows + (size_t)r] = sum;
+        }
+}
+
+static const kp_cpu_wtype r8_scalar_q8_0 = {kp_quant_work_size_q8_0, kp_quant_prepare_q8_0, r8_rows_scalar,
+                                             kp_r8_dequant_row};
+static const kp_cpu_wtype r8_scalar_q8_1 = {kp_quant_work_size_q8_1, kp_quant_prepare_q8_1, r8_rows_scalar,
+                                             kp_r8_dequant_row};
+
+const kp_cpu_wtype *kp_r8_wtype_get(kp_dtype t, kp_isa isa)
+{
+    r8_fmt f;
+    if (!fmt_of(t, &f))
+        return NULL;
+    const kp_cpu_wtype *w = NULL;
+#if defined(__x86_64__) || defined(__i386__)
+    if (isa >= KP_ISA_AVX512_VNNI)
+        w = kp_r8_get_avx512vnni(t);
+    if (!w && isa >= KP_ISA_AVX2)
+        w = kp_r8_get_avx2(t);
+#else
+    (void)isa;
+#endif
+    return w ? w : t == KP_DTYPE_Q4_1 ? &r8_scalar_q8_1 : &r8_scalar_q8_0;
+}

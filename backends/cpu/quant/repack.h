@@ -1,0 +1,44 @@
+/* KP_LAYOUT_R8: how the CPU backend rearranges Q4_0, Q4_1 and Q8_0 matrices at load, so that
+ * a prompt batch is a register-blocked GEMM instead of one dot product per row and token.
+ *
+ * Rows are taken 8 at a time (a matrix qualifies when its row count is a multiple of 8). For
+ * each group of 8 rows and each 32-element block, the 8 rows' blocks become one unit:
+ *     F16 d[8] | (Q4_1) F16 m[8] | qs: piece c (bytes 4c..4c+3) of row r at 32c + 4r
+ * so one 32-byte load holds the same 4 bytes of all 8 rows, a row per 32-bit lane. One
+ * activation piece broadcast against it is one vpdpbusd for 8 rows, the 8 sums land in the
+ * lanes of 8 consecutive outputs (no horizontal sums), and the weights stream sequentially.
+ * A unit holds exactly the bytes of the 8 file blocks, so the copy is the file's size, and the
+ * mapped file pages are released after packing (one copy in memory). */
+#ifndef KP_QUANT_REPACK_H
+#define KP_QUANT_REPACK_H
+
+#include "quant.h"
+
+#define KP_R8 8
+
+typedef struct { uint16_t d[KP_R8]; uint8_t qs[KP_R8 * 16]; } kp_r8_q4_0;
+typedef struct { uint16_t d[KP_R8], m[KP_R8]; uint8_t qs[KP_R8 * 16]; } kp_r8_q4_1;
+typedef struct { uint16_t d[KP_R8]; int8_t qs[KP_R8 * 32]; } kp_r8_q8_0;
+
+_Static_assert(sizeof(kp_r8_q4_0) == 8 * sizeof(kp_blk_q4_0), "r8 q4_0 unit");
+_Static_assert(sizeof(kp_r8_q4_1) == 8 * sizeof(kp_blk_q4_1), "r8 q4_1 unit");
+_Static_assert(sizeof(kp_r8_q8_0) == 8 * sizeof(kp_blk_q8_0), "r8 q8_0 unit");
+
+/* Whether `w` (file layout, host memory) can be packed: Q4_0, Q4_1 or Q8_0, a whole number of
+ * blocks per row and of 8-row groups. */
+int kp_r8_supported(const kp_tensor *w);
+/* Packs the file-layout data of `w` into dst (w->nbytes bytes). */
+void kp_r8_pack(const kp_tensor *w, const void *src, void *dst);
+/* Row `r` of a packed tensor back as file blocks (kp_dtype_row_bytes bytes at dst). */
+void kp_r8_unpack_row(const kp_tensor *w, int64_t r, void *dst);
+/* Row `row` of a packed tensor as floats, equal to the file layout's dequantization. */
+void kp_r8_dequant_row(const kp_tensor *w, int64_t row, float *dst);
+
+/* Matmul traits for a packed tensor of dtype t at level isa (the best level at or below it). */
+const kp_cpu_wtype *kp_r8_wtype_get(kp_dtype t, kp_isa isa);
+#if defined(__x86_64__) || defined(__i386__)
+const kp_cpu_wtype *kp_r8_get_avx2(kp_dtype t);
+const kp_cpu_wtype *kp_r8_get_avx512vnni(kp_dtype t);
+#endif
+
+#endif
