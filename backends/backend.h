@@ -77,6 +77,10 @@ typedef struct kp_backend_ops {
     void (*kv_store)(kp_backend *be, void *cache, kp_kv_type kv_type, const float *src, int32_t pos0,
                      int n, int kv_dim);
     void (*attention)(kp_backend *be, const kp_attn_args *a);
+    /* Optional: n independent attention calls at once (one per session of a batched decode
+     * step), so a backend can spread all their heads over its threads in one go. NULL: the
+     * decoder makes the n calls one by one. */
+    void (*attention_batch)(kp_backend *be, const kp_attn_args *a, int n);
     /* out[i] = silu(gate[i]) * up[i] for n rows of dim; out may equal gate. */
     void (*swiglu)(kp_backend *be, float *out, const float *gate, const float *up, int n, int dim);
 } kp_backend_ops;

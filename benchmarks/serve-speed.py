@@ -107,7 +107,13 @@ def main():
     print(f"model {os.path.basename(a.m)}, {a.n} tokens per stream, best of {a.r}, {threads} threads")
     print(f"CPU: {cpu_name()}")
     if a.peer:
+        import importlib.util
         import llama_cpp
+        missing = [m for m in ("uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
+                   if importlib.util.find_spec(m) is None]
+        if missing:
+            sys.exit(f"--peer needs llama_cpp.server's extras ({', '.join(missing)} missing): "
+                     "pip install 'llama-cpp-python[server]'")
         lm = llama_cpp.Llama(model_path=a.m, vocab_only=True, verbose=False)
         EOS.append(lm.token_eos())
         lm.close()

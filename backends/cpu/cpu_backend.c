@@ -112,6 +112,37 @@ static void mm_task(void *p, int64_t r0, int64_t r1)
     c->wt->rows(c->y, c->w, c->work, c->x, c->n, r0, r1);
 }
 
+typedef struct prep_ctx {
+    const kp_cpu_wtype *wt;
+    void *work;
+    const float *x;
+    const kp_tensor *w;
+    int64_t cols;
+    size_t row_bytes;
+} prep_ctx;
+
+static void prep_task(void *p, int64_t t0, int64_t t1)
+{
+    const prep_ctx *c = p;
+    c->wt->prepare((char *)c->work + (size_t)t0 * c->row_bytes, c->x + t0 * c->cols, (int)(t1 - t0), c->cols, c->w);
+}
+
+/* A batch's activation rows are split over the pool for the GGUF block types, whose prepare
+ * quantizes each row on its own into consecutive rows of work_size(cols, 1) bytes: on one
+ * thread they were a tenth of a batched decode step. */
+static void prepare_acts(kp_threadpool *pool, const kp_cpu_wtype *wt, void *work, const float *x, int n,
+                         int64_t cols, const kp_tensor *w)
+{
+    const size_t rb = kp_act_kind_for(w->dtype) >= 0 && wt->work_size ? wt->work_size(cols, 1) : 0;
+    if (n < 2 || !rb || (int64_t)n * cols < MIN_PARALLEL_WORK / 8) {
+        wt->prepare(work, x, n, cols, w);
+        return;
+    }
+    prep_ctx c = {wt, work, x, w, cols, rb};
+    const int nt = kp_threadpool_size(pool);
+    kp_threadpool_for(pool, n, (n + nt - 1) / nt, prep_task, &c);
+}
+
 static void cpu_matmul(kp_backend *be, float *y, const kp_tensor *w, const float *x, int n,
                        void *work)
 {
@@ -135,7 +166,7 @@ static void cpu_matmul(kp_backend *be, float *y, const kp_tensor *w, const float
     }
 #endif
     if (wt->prepare)
-        wt->prepare(work, x, n, cols, w);
+        prepare_acts(pool, wt, work, x, n, cols, w);
     mm_ctx c = {wt, y, w, work, x, n};
     const int nt = kp_threadpool_size(pool);
     const int64_t per_row = cols * n > 0 ? cols * n : 1;
@@ -184,31 +215,52 @@ static void cpu_kv_store(kp_backend *be, void *cache, kp_kv_type kv_type, const 
 }
 
 typedef struct attn_ctx {
-    const kp_attn_args *a;
+    const kp_attn_args *a; /* n calls with the same n_head */
+    int n;
     const kp_cpu_vec *v;
 } attn_ctx;
 
-static void attn_task(void *p, int64_t h0, int64_t h1)
+/* Indices are call * n_head + head. */
+static void attn_task(void *p, int64_t i0, int64_t i1)
 {
     const attn_ctx *c = p;
-    kp_cpu_attention_heads(c->a, c->v, (int)h0, (int)h1);
+    const int64_t nh = c->a[0].n_head;
+    for (int64_t i = i0; i < i1;) {
+        const int64_t k = i / nh, h0 = i % nh, h1 = nh < h0 + (i1 - i) ? nh : h0 + (i1 - i);
+        kp_cpu_attention_heads(&c->a[k], c->v, (int)h0, (int)h1);
+        i += h1 - h0;
+    }
 }
 
-static void cpu_attention(kp_backend *be, const kp_attn_args *a)
+static int attn_args_ok(const kp_attn_args *a)
 {
-    if (a->n_tok <= 0 || a->n_head <= 0 || a->n_head_kv <= 0 || a->n_head % a->n_head_kv)
-        return;
-    attn_ctx c = {a, kp_cpu_vec_get(kp_cpu_isa())};
-    /* score + value passes touch about 2 * head_dim per cached position */
-    int64_t work = (int64_t)a->n_head * a->n_tok * ((int64_t)a->pos0 + a->n_tok) * 2 * a->head_dim;
-    /* Chunks of whole KV-head groups (their heads share the K/V reads), unless that leaves
-     * threads idle. */
-    const int nt = kp_threadpool_size(pool_of(be)), group = a->n_head / a->n_head_kv;
-    int64_t grain = a->n_head_kv >= nt ? group : (a->n_head + nt - 1) / nt;
-    if (work < MIN_PARALLEL_WORK)
-        grain = a->n_head;
-    kp_threadpool_for(pool_of(be), a->n_head, grain, attn_task, &c);
+    return a->n_tok > 0 && a->n_head > 0 && a->n_head_kv > 0 && a->n_head % a->n_head_kv == 0;
 }
+
+/* The n calls share one parallel loop over all their heads. A chunk is whole KV-head groups
+ * (their heads share the K/V reads) when that splits evenly over the threads, else an even
+ * share of heads: 3 groups on 2 threads would leave one thread a third idle. */
+static void cpu_attention_batch(kp_backend *be, const kp_attn_args *a, int n)
+{
+    if (n <= 0)
+        return;
+    for (int k = 0; k < n; k++)
+        if (!attn_args_ok(&a[k]) || a[k].n_head != a[0].n_head || a[k].n_head_kv != a[0].n_head_kv)
+            return;
+    attn_ctx c = {a, n, kp_cpu_vec_get(kp_cpu_isa())};
+    /* score + value passes touch about 2 * head_dim per cached position */
+    int64_t work = 0;
+    for (int k = 0; k < n; k++)
+        work += (int64_t)a[k].n_head * a[k].n_tok * ((int64_t)a[k].pos0 + a[k].n_tok) * 2 * a[k].head_dim;
+    const int nt = kp_threadpool_size(pool_of(be)), group = a[0].n_head / a[0].n_head_kv;
+    const int64_t heads = (int64_t)n * a[0].n_head, groups = heads / group;
+    int64_t grain = groups % nt == 0 || groups >= 4 * nt ? group : (heads + nt - 1) / nt;
+    if (work < MIN_PARALLEL_WORK)
+        grain = heads;
+    kp_threadpool_for(pool_of(be), heads, grain, attn_task, &c);
+}
+
+static void cpu_attention(kp_backend *be, const kp_attn_args *a) { cpu_attention_batch(be, a, 1); }
 
 static void cpu_swiglu(kp_backend *be, float *out, const float *gate, const float *up, int n,
                        int dim)
@@ -234,6 +286,7 @@ static void cpu_swiglu(kp_backend *be, float *out, const float *gate, const floa
     .rope = cpu_rope, \
     .kv_store = cpu_kv_store, \
     .attention = cpu_attention, \
+    .attention_batch = cpu_attention_batch, \
     .swiglu = cpu_swiglu,
 
 /* Weights stay in the mapped file, except matrices the R8 kernels serve: those get a packed

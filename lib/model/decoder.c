@@ -15,8 +15,9 @@ typedef struct row_group {
     int32_t row, n, pos; /* rows row .. row+n-1 of the chunk sit at positions pos .. pos+n-1 */
 } row_group;
 
-static void attend(kp_backend *be, const kp_backend_ops *op, const kp_model_config *c, kp_acts *a, int l,
-                   const row_group *g)
+/* Rope and cache the group's new rows; the attention call for them goes to *out. */
+static void attend_prep(kp_backend *be, const kp_backend_ops *op, const kp_model_config *c, kp_acts *a, int l,
+                        const row_group *g, kp_attn_args *out)
 {
     const int hd = c->head_dim, q_dim = c->n_head * hd, kv_dim = c->n_head_kv * hd;
     kp_session *s = g->s;
@@ -26,13 +27,12 @@ static void attend(kp_backend *be, const kp_backend_ops *op, const kp_model_conf
     op->rope(be, k, g->n, c->n_head_kv, hd, g->pos, c->rope_theta, ff, c->rope_style);
     op->kv_store(be, s->k_cache[l], s->kv_type, k, g->pos, g->n, kv_dim);
     op->kv_store(be, s->v_cache[l], s->kv_type, a->v + (size_t)g->row * kv_dim, g->pos, g->n, kv_dim);
-    kp_attn_args aa = {
+    *out = (kp_attn_args){
         .out = a->att + (size_t)g->row * q_dim, .q = q, .k_cache = s->k_cache[l], .v_cache = s->v_cache[l],
         .kv_type = s->kv_type, .pos0 = g->pos, .n_tok = g->n, .n_head = c->n_head,
         .n_head_kv = c->n_head_kv, .head_dim = hd, .scale = 1.0f / sqrtf((float)hd),
         .scratch = s->a.attn_scratch, /* sized for that session's context */
     };
-    op->attention(be, &aa); /* att rows of the group: [n][q_dim] */
 }
 
 /* One chunk of nb <= KP_BATCH rows in the activation buffers `a`. */
@@ -61,8 +61,14 @@ static void forward_layers(const kp_model *m, kp_acts *a, const int32_t *ids, in
             op->rmsnorm(be, a->q, a->q, w->q_norm->data, nb * c->n_head, hd, c->rms_eps);
             op->rmsnorm(be, a->k, a->k, w->k_norm->data, nb * c->n_head_kv, hd, c->rms_eps);
         }
+        kp_attn_args aa[KP_BATCH];
         for (int32_t i = 0; i < ng; i++)
-            attend(be, op, c, a, l, &g[i]);
+            attend_prep(be, op, c, a, l, &g[i], &aa[i]);
+        if (op->attention_batch) /* att rows of each group: [n][q_dim] */
+            op->attention_batch(be, aa, ng);
+        else
+            for (int32_t i = 0; i < ng; i++)
+                op->attention(be, &aa[i]);
         op->matmul(be, a->xb2, w->wo, a->att, nb, a->work); /* xb2: [nb][E] */
         op->add(be, a->x, a->xb2, (size_t)nb * E);
         op->rmsnorm(be, a->xb, a->x, w->ffn_norm->data, nb, E, c->rms_eps);

@@ -140,12 +140,45 @@ static void test_extremes(void **state)
         check_shape(types[i], 16, 512, 1);
 }
 
+/* The packed kernels' own activation quantizer writes the scalar one's bytes, on ordinary,
+ * huge, tiny, zero, infinite and NaN inputs. */
+static void test_prepare(void **state)
+{
+    (void)state;
+    const int64_t cols = 320;
+    const int n = 5;
+    float *x = malloc(sizeof(float) * (size_t)(cols * n));
+    for (int trial = 0; trial < 20; trial++) {
+        for (int64_t i = 0; i < cols * n; i++) {
+            const uint32_t r = rnd() % 64;
+            x[i] = r == 0 ? 0.f : r == 1 ? 1e30f : r == 2 ? -1e-30f : r == 3 && trial > 10 ? INFINITY
+                 : r == 4 && trial > 15 ? NAN : 8.f * (urand() - 0.5f);
+        }
+        for (int64_t i = 0; i < 32; i++) /* a block of zeros */
+            x[64 + i] = 0.f;
+        for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+            const kp_cpu_wtype *ref = kp_cpu_wtype_get_isa(types[k], KP_ISA_SCALAR);
+            const size_t ws = ref->work_size(cols, n);
+            uint8_t *a = calloc(1, ws), *b = calloc(1, ws);
+            ref->prepare(a, x, n, cols, NULL);
+            for (int l = KP_ISA_AVX2; l <= (int)kp_cpu_isa_detected(); l++) {
+                memset(b, 0, ws);
+                kp_r8_wtype_get(types[k], (kp_isa)l)->prepare(b, x, n, cols, NULL);
+                assert_memory_equal(a, b, ws);
+            }
+            free(a), free(b);
+        }
+    }
+    free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_supported),
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_extremes),
+        cmocka_unit_test(test_prepare),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
