@@ -296,9 +296,10 @@ static kp_status cpu_place(kp_backend *be, kp_tensor *t)
 {
     if (kp_cpu_isa() < KP_ISA_AVX2 || !kp_r8_supported(t))
         return KP_OK;
-    void *d = kp_alloc(be->alloc, t->nbytes);
+    const size_t bytes = kp_r8_packed_bytes(t);
+    void *d = kp_alloc(be->alloc, bytes);
     if (!d)
-        return kp_fail(KP_ERR_OUT_OF_MEMORY, "out of memory packing tensor '%s' (%zu bytes)", t->name, t->nbytes);
+        return kp_fail(KP_ERR_OUT_OF_MEMORY, "out of memory packing tensor '%s' (%zu bytes)", t->name, bytes);
     kp_r8_pack(t, t->data, d);
     t->data = d;
     t->layout = KP_LAYOUT_R8;
@@ -309,7 +310,7 @@ static void cpu_release(kp_backend *be, kp_tensor *t)
 {
     if (t->layout != KP_LAYOUT_R8)
         return;
-    kp_dealloc(be->alloc, t->data, t->nbytes);
+    kp_dealloc(be->alloc, t->data, kp_r8_packed_bytes(t));
     t->layout = KP_LAYOUT_FILE;
 }
 

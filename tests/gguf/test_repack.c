@@ -1,6 +1,6 @@
 /* The packed layout of the CPU backend (backends/cpu/quant/repack.h) on odd shapes: packing is
  * lossless, packed rows dequantize to the file's floats, the scalar kernel on packed data
- * equals the file-layout scalar kernel bit for bit, and every SIMD level's packed GEMM agrees
+ * equals the file-layout scalar kernel bit for bit (Q4_K's scale bytes are rebuilt exactly), and every SIMD level's packed GEMM agrees
  * with the scalar reference for 1..9 tokens, on random and on saturating inputs. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +16,7 @@
 #include "backends/cpu/cpu_features.h"
 #include "backends/cpu/quant/repack.h"
 
-static const kp_dtype types[] = {KP_DTYPE_Q4_0, KP_DTYPE_Q4_1, KP_DTYPE_Q8_0};
+static const kp_dtype types[] = {KP_DTYPE_Q4_0, KP_DTYPE_Q4_1, KP_DTYPE_Q8_0, KP_DTYPE_Q4_K};
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint32_t rnd(void)
@@ -30,16 +30,22 @@ static float urand(void) { return (float)rnd() / 4294967296.f; }
  * largest magnitude of its type, so no integer path may saturate. */
 static void random_matrix(kp_dtype t, int64_t rows, int64_t cols, uint8_t *w, int extreme)
 {
-    const size_t bb = kp_dtype_block_bytes(t), n = (size_t)(rows * cols / KP_QK);
+    const size_t bb = kp_dtype_block_bytes(t), n = (size_t)(rows * cols / kp_dtype_block_elems(t));
     for (size_t b = 0; b < n; b++) {
         uint8_t *blk = w + b * bb;
         for (size_t i = 0; i < bb; i++)
             blk[i] = extreme ? (t == KP_DTYPE_Q8_0 ? 0x80 : 0x00) : (uint8_t)rnd(); /* -128 / nibble 0 */
         if (extreme && t == KP_DTYPE_Q4_1)
             memset(blk + 4, 0xFF, 16);
+        if (extreme && t == KP_DTYPE_Q4_K) /* largest scales, mins and nibbles */
+            memset(blk + 4, 0xFF, bb - 4);
         uint16_t d = kp_f32_to_f16(0.001f + 0.05f * urand()), m = kp_f32_to_f16(-0.2f + 0.4f * urand());
+        if (t == KP_DTYPE_Q4_K) {
+            d = kp_f32_to_f16(0.0005f + 0.002f * urand());
+            m = kp_f32_to_f16(0.0002f + 0.001f * urand());
+        }
         memcpy(blk, &d, 2);
-        if (t == KP_DTYPE_Q4_1)
+        if (t == KP_DTYPE_Q4_1 || t == KP_DTYPE_Q4_K)
             memcpy(blk + 2, &m, 2);
     }
 }
@@ -59,7 +65,11 @@ static void test_supported(void **state)
     assert_true(kp_r8_supported(&w));
     make_tensor(&w, KP_DTYPE_Q4_0, 12, 64, buf); /* not whole groups of 8 rows */
     assert_false(kp_r8_supported(&w));
-    make_tensor(&w, KP_DTYPE_Q4_K, 8, 256, buf); /* no packed kernels for K-quants */
+    make_tensor(&w, KP_DTYPE_Q4_K, 8, 256, buf);
+    assert_true(kp_r8_supported(&w));
+    make_tensor(&w, KP_DTYPE_Q4_K, 8, 288, buf); /* not whole super-blocks */
+    assert_false(kp_r8_supported(&w));
+    make_tensor(&w, KP_DTYPE_Q6_K, 8, 256, buf); /* no packed kernels for Q6_K */
     assert_false(kp_r8_supported(&w));
     make_tensor(&w, KP_DTYPE_F32, 8, 64, buf);
     assert_false(kp_r8_supported(&w));
@@ -68,12 +78,14 @@ static void test_supported(void **state)
 static void check_shape(kp_dtype t, int64_t rows, int64_t cols, int extreme)
 {
     const size_t rb = kp_dtype_row_bytes(t, cols), nbytes = rb * (size_t)rows;
-    uint8_t *file = malloc(nbytes), *packed = malloc(nbytes), *row = malloc(rb);
+    uint8_t *file = malloc(nbytes), *row = malloc(rb);
     random_matrix(t, rows, cols, file, extreme);
     kp_tensor wf, wp;
     make_tensor(&wf, t, rows, cols, file);
-    make_tensor(&wp, t, rows, cols, packed);
+    make_tensor(&wp, t, rows, cols, NULL);
     assert_true(kp_r8_supported(&wf));
+    uint8_t *packed = malloc(kp_r8_packed_bytes(&wf));
+    wp.data = packed;
     kp_r8_pack(&wf, file, packed);
     wp.layout = KP_LAYOUT_R8;
 
@@ -123,10 +135,11 @@ static void check_shape(kp_dtype t, int64_t rows, int64_t cols, int extreme)
 static void test_shapes(void **state)
 {
     (void)state;
-    const int64_t shapes[][2] = {{8, 32}, {16, 96}, {24, 160}, {40, 800}, {64, 2048}};
+    const int64_t shapes[][2] = {{8, 32}, {16, 96}, {24, 160}, {40, 800}, {8, 256}, {24, 768}, {64, 2048}};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-            check_shape(types[i], shapes[s][0], shapes[s][1], 0);
+            if (shapes[s][1] % kp_dtype_block_elems(types[i]) == 0)
+                check_shape(types[i], shapes[s][0], shapes[s][1], 0);
     if (kp_cpu_isa_detected() < KP_ISA_AVX512_VNNI)
         fprintf(stderr, "note: this CPU has no AVX-512 VNNI; that level of the packed kernels was not run\n");
     if (kp_cpu_isa_detected() < KP_ISA_AVX2)

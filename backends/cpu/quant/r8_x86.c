@@ -1,4 +1,4 @@
-/* x86 kernels for packed (KP_LAYOUT_R8) Q4_0, Q4_1 and Q8_0 matrices: a tile of 8 rows by up to
+/* x86 kernels for packed (KP_LAYOUT_R8) Q4_0, Q4_1, Q8_0 and Q4_K matrices: a tile of 8 rows by up to
  * KP_RT tokens. Each weight piece is loaded once per tile and each activation piece is
  * broadcast once per 8 rows; lanes are rows, so the 8 outputs of a tile row are one store.
  * Compiled twice, like quant_x86.c: AVX2 (vpdpbusd done as maddubs + madd) and AVX-512 VNNI
@@ -70,6 +70,7 @@ typedef struct tile_act {
     const int8_t *q[KP_RT];
     const float *d[KP_RT], *s[KP_RT];
     const int32_t *isum[KP_RT];
+    const int16_t *bs[KP_RT];
 } tile_act;
 
 static KP_AI void act_of(tile_act *a, kp_act_kind k, const uint8_t *act, size_t as, int64_t cols, int nt)
@@ -78,8 +79,12 @@ static KP_AI void act_of(tile_act *a, kp_act_kind k, const uint8_t *act, size_t 
         const uint8_t *row = act + (size_t)t * as;
         a->q[t] = (const int8_t *)row;
         a->d[t] = kp_act_d(row, cols);
-        a->s[t] = kp_act_s(row, cols);
-        a->isum[t] = kp_act_isum(k, row, cols);
+        if (k == KP_ACT_Q8_K) {
+            a->bs[t] = kp_act_bsums(row, cols);
+        } else {
+            a->s[t] = kp_act_s(row, cols);
+            a->isum[t] = kp_act_isum(k, row, cols);
+        }
     }
 }
 
@@ -144,14 +149,60 @@ static KP_AI void tile_q8_0(const kp_r8_q8_0 *u, int64_t nb, const tile_act *a, 
     }
 }
 
+/* Q4_K: per 32-element sub-block the 8 rows' integer sums times their 6-bit scales (exact
+ * int32), the mins against the activation block sums as int16 pairs; then per super-block
+ * (d_w d_a) * sum - (dmin_w d_a) * summ, as the scalar reference. */
+static KP_AI void tile_q4_k(const kp_r8_q4_k *u, int64_t nb, const tile_act *a, int nt, __m256 *acc)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    KP_UNROLL_T for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i isum[KP_RT];
+        KP_UNROLL_T for (int t = 0; t < nt; t++) isum[t] = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i lo[8], hi[8];
+            for (int k = 0; k < 8; k++) {
+                const __m256i raw = ld(u[b].qs + 256 * c + 32 * k);
+                lo[k] = _mm256_and_si256(raw, m4);
+                hi[k] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+            }
+            const __m256i sc0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)u[b].sc[2 * c]));
+            const __m256i sc1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)u[b].sc[2 * c + 1]));
+            KP_UNROLL_T for (int t = 0; t < nt; t++) {
+                const int8_t *q = a->q[t] + b * KP_QKK + 64 * c;
+                const __m256i s0 = dot8(lo, q, _mm256_setzero_si256()), s1 = dot8(hi, q + 32, _mm256_setzero_si256());
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_mullo_epi32(s0, sc0),
+                                                                     _mm256_mullo_epi32(s1, sc1)));
+            }
+        }
+        __m256i mp[4]; /* lane r: (m[2j][r], m[2j+1][r]) as int16 */
+        for (int j = 0; j < 4; j++)
+            mp[j] = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)u[b].m[2 * j]),
+                                                           _mm_loadl_epi64((const __m128i *)u[b].m[2 * j + 1])));
+        const __m256 dw = f16x8(u[b].d), dmw = f16x8(u[b].dmin);
+        KP_UNROLL_T for (int t = 0; t < nt; t++) {
+            const int16_t *bs = a->bs[t] + 16 * b;
+            __m256i summ = _mm256_setzero_si256();
+            for (int j = 0; j < 4; j++) {
+                const int b0 = bs[4 * j] + bs[4 * j + 1], b1 = bs[4 * j + 2] + bs[4 * j + 3];
+                const __m256i pair = _mm256_set1_epi32((int)((uint32_t)(uint16_t)b0 | ((uint32_t)(uint16_t)b1 << 16)));
+                summ = _mm256_add_epi32(summ, _mm256_madd_epi16(mp[j], pair));
+            }
+            const __m256 da = _mm256_set1_ps(a->d[t][b]);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(dw, da), acc[t]);
+            acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(summ), _mm256_mul_ps(dmw, da), acc[t]);
+        }
+    }
+}
+
 /* y[t*rows + r] for the 8-row groups in [r0, r1) (multiples of 8: the matmul splits work in
  * whole groups) and every token, KP_RT tokens per pass over a group's weights. */
-#define KP_R8_ROWS(fname, unit_t, tile, kind)                                                               \
+#define KP_R8_ROWS(fname, unit_t, tile, kind, elems)                                                        \
     static void fname(float *y, const kp_tensor *w, const void *work, const float *x, int n, int64_t r0,    \
                       int64_t r1)                                                                           \
     {                                                                                                       \
         (void)x;                                                                                            \
-        const int64_t cols = w->ne[0], nb = cols / KP_QK;                                                   \
+        const int64_t cols = w->ne[0], nb = cols / (elems);                                                 \
         const size_t rows = (size_t)kp_tensor_nrows(w), arb = kp_act_row_bytes(kind, cols);                 \
         for (int64_t g = r0 / KP_R8; g < r1 / KP_R8; g++) {                                                 \
             const unit_t *u = (const unit_t *)w->data + g * nb;                                             \
@@ -172,9 +223,10 @@ static KP_AI void tile_q8_0(const kp_r8_q8_0 *u, int64_t nb, const tile_act *a, 
         }                                                                                                   \
     }
 
-KP_R8_ROWS(rows_q4_0, kp_r8_q4_0, tile_q4_0, KP_ACT_Q8_0)
-KP_R8_ROWS(rows_q4_1, kp_r8_q4_1, tile_q4_1, KP_ACT_Q8_1)
-KP_R8_ROWS(rows_q8_0, kp_r8_q8_0, tile_q8_0, KP_ACT_Q8_0)
+KP_R8_ROWS(rows_q4_0, kp_r8_q4_0, tile_q4_0, KP_ACT_Q8_0, KP_QK)
+KP_R8_ROWS(rows_q4_1, kp_r8_q4_1, tile_q4_1, KP_ACT_Q8_1, KP_QK)
+KP_R8_ROWS(rows_q8_0, kp_r8_q8_0, tile_q8_0, KP_ACT_Q8_0, KP_QK)
+KP_R8_ROWS(rows_q4_k, kp_r8_q4_k, tile_q4_k, KP_ACT_Q8_K, KP_QKK)
 
 /* ---- activation rows (Q8_0 / Q8_1 with block sums), the scalar quantizer's arithmetic done 8
  * lanes at a time: the same multiply, clamp and add-magic rounding per element, and max and
@@ -251,6 +303,7 @@ static void prepare_q8_1(void *work, const float *x, int n, int64_t cols, const 
 static const kp_cpu_wtype r8_q4_0 = {kp_quant_work_size_q8_0, prepare_q8_0, rows_q4_0, kp_r8_dequant_row};
 static const kp_cpu_wtype r8_q4_1 = {kp_quant_work_size_q8_1, prepare_q8_1, rows_q4_1, kp_r8_dequant_row};
 static const kp_cpu_wtype r8_q8_0 = {kp_quant_work_size_q8_0, prepare_q8_0, rows_q8_0, kp_r8_dequant_row};
+static const kp_cpu_wtype r8_q4_k = {kp_quant_work_size_q8_k, kp_quant_prepare_q8_k, rows_q4_k, kp_r8_dequant_row};
 
 const kp_cpu_wtype *KP_RV(kp_r8_get)(kp_dtype t)
 {
@@ -258,6 +311,7 @@ const kp_cpu_wtype *KP_RV(kp_r8_get)(kp_dtype t)
     case KP_DTYPE_Q4_0: return &r8_q4_0;
     case KP_DTYPE_Q4_1: return &r8_q4_1;
     case KP_DTYPE_Q8_0: return &r8_q8_0;
+    case KP_DTYPE_Q4_K: return &r8_q4_k;
     default: return NULL;
     }
 }

@@ -19,14 +19,22 @@
 typedef struct { uint16_t d[KP_R8]; uint8_t qs[KP_R8 * 16]; } kp_r8_q4_0;
 typedef struct { uint16_t d[KP_R8], m[KP_R8]; uint8_t qs[KP_R8 * 16]; } kp_r8_q4_1;
 typedef struct { uint16_t d[KP_R8]; int8_t qs[KP_R8 * 32]; } kp_r8_q8_0;
+/* Q4_K, per 256-element super-block: F16 d[8], dmin[8] | the 6-bit scales and mins as bytes,
+ * [sub-block][row] | qs pieces as above (piece p of row r at 32p + 4r). The kernel multiplies by
+ * 8 rows' scales at once instead of unpacking 12-byte fields row by row; the unit is 1184 bytes
+ * for the file's 1152 (the tensor's nbytes stays the file's; see kp_r8_packed_bytes). */
+typedef struct { uint16_t d[KP_R8], dmin[KP_R8]; uint8_t sc[8][KP_R8], m[8][KP_R8]; uint8_t qs[KP_R8 * 128]; } kp_r8_q4_k;
 
 _Static_assert(sizeof(kp_r8_q4_0) == 8 * sizeof(kp_blk_q4_0), "r8 q4_0 unit");
 _Static_assert(sizeof(kp_r8_q4_1) == 8 * sizeof(kp_blk_q4_1), "r8 q4_1 unit");
 _Static_assert(sizeof(kp_r8_q8_0) == 8 * sizeof(kp_blk_q8_0), "r8 q8_0 unit");
+_Static_assert(sizeof(kp_r8_q4_k) == 1184, "r8 q4_K unit");
 
-/* Whether `w` (file layout, host memory) can be packed: Q4_0, Q4_1 or Q8_0, a whole number of
- * blocks per row and of 8-row groups. */
+/* Whether `w` (file layout, host memory) can be packed: Q4_0, Q4_1, Q8_0 or Q4_K, a whole
+ * number of blocks per row and of 8-row groups. */
 int kp_r8_supported(const kp_tensor *w);
+/* Bytes of the packed copy of `w`. */
+size_t kp_r8_packed_bytes(const kp_tensor *w);
 /* Packs the file-layout data of `w` into dst (w->nbytes bytes). */
 void kp_r8_pack(const kp_tensor *w, const void *src, void *dst);
 /* Row `r` of a packed tensor back as file blocks (kp_dtype_row_bytes bytes at dst). */
