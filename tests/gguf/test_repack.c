@@ -16,7 +16,7 @@
 #include "backends/cpu/cpu_features.h"
 #include "backends/cpu/quant/repack.h"
 
-static const kp_dtype types[] = {KP_DTYPE_Q4_0, KP_DTYPE_Q4_1, KP_DTYPE_Q8_0, KP_DTYPE_Q4_K};
+static const kp_dtype types[] = {KP_DTYPE_Q4_0, KP_DTYPE_Q4_1, KP_DTYPE_Q8_0, KP_DTYPE_Q4_K, KP_DTYPE_Q5_K};
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint32_t rnd(void)
@@ -37,15 +37,16 @@ static void random_matrix(kp_dtype t, int64_t rows, int64_t cols, uint8_t *w, in
             blk[i] = extreme ? (t == KP_DTYPE_Q8_0 ? 0x80 : 0x00) : (uint8_t)rnd(); /* -128 / nibble 0 */
         if (extreme && t == KP_DTYPE_Q4_1)
             memset(blk + 4, 0xFF, 16);
-        if (extreme && t == KP_DTYPE_Q4_K) /* largest scales, mins and nibbles */
+        const int k4 = t == KP_DTYPE_Q4_K || t == KP_DTYPE_Q5_K;
+        if (extreme && k4) /* largest scales, mins and values */
             memset(blk + 4, 0xFF, bb - 4);
         uint16_t d = kp_f32_to_f16(0.001f + 0.05f * urand()), m = kp_f32_to_f16(-0.2f + 0.4f * urand());
-        if (t == KP_DTYPE_Q4_K) {
+        if (k4) {
             d = kp_f32_to_f16(0.0005f + 0.002f * urand());
             m = kp_f32_to_f16(0.0002f + 0.001f * urand());
         }
         memcpy(blk, &d, 2);
-        if (t == KP_DTYPE_Q4_1 || t == KP_DTYPE_Q4_K)
+        if (t == KP_DTYPE_Q4_1 || k4)
             memcpy(blk + 2, &m, 2);
     }
 }
@@ -69,6 +70,8 @@ static void test_supported(void **state)
     assert_true(kp_r8_supported(&w));
     make_tensor(&w, KP_DTYPE_Q4_K, 8, 288, buf); /* not whole super-blocks */
     assert_false(kp_r8_supported(&w));
+    make_tensor(&w, KP_DTYPE_Q5_K, 16, 512, buf);
+    assert_true(kp_r8_supported(&w));
     make_tensor(&w, KP_DTYPE_Q6_K, 8, 256, buf); /* no packed kernels for Q6_K */
     assert_false(kp_r8_supported(&w));
     make_tensor(&w, KP_DTYPE_F32, 8, 64, buf);

@@ -1,4 +1,4 @@
-/* x86 kernels for packed (KP_LAYOUT_R8) Q4_0, Q4_1, Q8_0 and Q4_K matrices: a tile of 8 rows by up to
+/* x86 kernels for packed (KP_LAYOUT_R8) Q4_0, Q4_1, Q8_0, Q4_K and Q5_K matrices: a tile of 8 rows by up to
  * KP_RT tokens. Each weight piece is loaded once per tile and each activation piece is
  * broadcast once per 8 rows; lanes are rows, so the 8 outputs of a tile row are one store.
  * Compiled twice, like quant_x86.c: AVX2 (vpdpbusd done as maddubs + madd) and AVX-512 VNNI
@@ -149,25 +149,36 @@ static KP_AI void tile_q8_0(const kp_r8_q8_0 *u, int64_t nb, const tile_act *a, 
     }
 }
 
-/* Q4_K: per 32-element sub-block the 8 rows' integer sums times their 6-bit scales (exact
- * int32), the mins against the activation block sums as int16 pairs; then per super-block
- * (d_w d_a) * sum - (dmin_w d_a) * summ, as the scalar reference. */
-static KP_AI void tile_q4_k(const kp_r8_q4_k *u, int64_t nb, const tile_act *a, int nt, __m256 *acc)
+/* Q4_K and Q5_K (`q5`: a fifth bit from the qh pieces): per 32-element sub-block the 8 rows'
+ * integer sums times their 6-bit scales (exact int32), the mins against the activation block
+ * sums as int16 pairs; then per super-block (d_w d_a) * sum - (dmin_w d_a) * summ, as the
+ * scalar reference. Both units share the layout up to the value bytes. */
+static KP_AI void tile_k4(const uint8_t *units, size_t unit_bytes, int q5, int64_t nb, const tile_act *a, int nt,
+                          __m256 *acc)
 {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     KP_UNROLL_T for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
+        const kp_r8_q4_k *u = (const kp_r8_q4_k *)(const void *)(units + (size_t)b * unit_bytes);
+        const uint8_t *qh = q5 ? ((const kp_r8_q5_k *)(const void *)u)->qh : NULL;
+        const uint8_t *qs = q5 ? ((const kp_r8_q5_k *)(const void *)u)->qs : u->qs;
         __m256i isum[KP_RT];
         KP_UNROLL_T for (int t = 0; t < nt; t++) isum[t] = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
             __m256i lo[8], hi[8];
             for (int k = 0; k < 8; k++) {
-                const __m256i raw = ld(u[b].qs + 256 * c + 32 * k);
+                const __m256i raw = ld(qs + 256 * c + 32 * k);
                 lo[k] = _mm256_and_si256(raw, m4);
                 hi[k] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+                if (q5) { /* bit 2c of qh byte l tops element 64c+l, bit 2c+1 element 64c+32+l */
+                    const __m256i h = ld(qh + 32 * k);
+                    lo[k] = _mm256_or_si256(lo[k], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * c), one), 4));
+                    hi[k] = _mm256_or_si256(hi[k],
+                                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * c + 1), one), 4));
+                }
             }
-            const __m256i sc0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)u[b].sc[2 * c]));
-            const __m256i sc1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)u[b].sc[2 * c + 1]));
+            const __m256i sc0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)u->sc[2 * c]));
+            const __m256i sc1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)u->sc[2 * c + 1]));
             KP_UNROLL_T for (int t = 0; t < nt; t++) {
                 const int8_t *q = a->q[t] + b * KP_QKK + 64 * c;
                 const __m256i s0 = dot8(lo, q, _mm256_setzero_si256()), s1 = dot8(hi, q + 32, _mm256_setzero_si256());
@@ -177,9 +188,9 @@ static KP_AI void tile_q4_k(const kp_r8_q4_k *u, int64_t nb, const tile_act *a, 
         }
         __m256i mp[4]; /* lane r: (m[2j][r], m[2j+1][r]) as int16 */
         for (int j = 0; j < 4; j++)
-            mp[j] = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)u[b].m[2 * j]),
-                                                           _mm_loadl_epi64((const __m128i *)u[b].m[2 * j + 1])));
-        const __m256 dw = f16x8(u[b].d), dmw = f16x8(u[b].dmin);
+            mp[j] = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)u->m[2 * j]),
+                                                           _mm_loadl_epi64((const __m128i *)u->m[2 * j + 1])));
+        const __m256 dw = f16x8(u->d), dmw = f16x8(u->dmin);
         KP_UNROLL_T for (int t = 0; t < nt; t++) {
             const int16_t *bs = a->bs[t] + 16 * b;
             __m256i summ = _mm256_setzero_si256();
@@ -193,6 +204,16 @@ static KP_AI void tile_q4_k(const kp_r8_q4_k *u, int64_t nb, const tile_act *a, 
             acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(summ), _mm256_mul_ps(dmw, da), acc[t]);
         }
     }
+}
+
+static KP_AI void tile_q4_k(const kp_r8_q4_k *u, int64_t nb, const tile_act *a, int nt, __m256 *acc)
+{
+    tile_k4((const uint8_t *)u, sizeof *u, 0, nb, a, nt, acc);
+}
+
+static KP_AI void tile_q5_k(const kp_r8_q5_k *u, int64_t nb, const tile_act *a, int nt, __m256 *acc)
+{
+    tile_k4((const uint8_t *)u, sizeof *u, 1, nb, a, nt, acc);
 }
 
 /* y[t*rows + r] for the 8-row groups in [r0, r1) (multiples of 8: the matmul splits work in
@@ -227,6 +248,7 @@ KP_R8_ROWS(rows_q4_0, kp_r8_q4_0, tile_q4_0, KP_ACT_Q8_0, KP_QK)
 KP_R8_ROWS(rows_q4_1, kp_r8_q4_1, tile_q4_1, KP_ACT_Q8_1, KP_QK)
 KP_R8_ROWS(rows_q8_0, kp_r8_q8_0, tile_q8_0, KP_ACT_Q8_0, KP_QK)
 KP_R8_ROWS(rows_q4_k, kp_r8_q4_k, tile_q4_k, KP_ACT_Q8_K, KP_QKK)
+KP_R8_ROWS(rows_q5_k, kp_r8_q5_k, tile_q5_k, KP_ACT_Q8_K, KP_QKK)
 
 /* ---- activation rows (Q8_0 / Q8_1 with block sums), the scalar quantizer's arithmetic done 8
  * lanes at a time: the same multiply, clamp and add-magic rounding per element, and max and
@@ -304,6 +326,7 @@ static const kp_cpu_wtype r8_q4_0 = {kp_quant_work_size_q8_0, prepare_q8_0, rows
 static const kp_cpu_wtype r8_q4_1 = {kp_quant_work_size_q8_1, prepare_q8_1, rows_q4_1, kp_r8_dequant_row};
 static const kp_cpu_wtype r8_q8_0 = {kp_quant_work_size_q8_0, prepare_q8_0, rows_q8_0, kp_r8_dequant_row};
 static const kp_cpu_wtype r8_q4_k = {kp_quant_work_size_q8_k, kp_quant_prepare_q8_k, rows_q4_k, kp_r8_dequant_row};
+static const kp_cpu_wtype r8_q5_k = {kp_quant_work_size_q8_k, kp_quant_prepare_q8_k, rows_q5_k, kp_r8_dequant_row};
 
 const kp_cpu_wtype *KP_RV(kp_r8_get)(kp_dtype t)
 {
@@ -312,6 +335,7 @@ const kp_cpu_wtype *KP_RV(kp_r8_get)(kp_dtype t)
     case KP_DTYPE_Q4_1: return &r8_q4_1;
     case KP_DTYPE_Q8_0: return &r8_q8_0;
     case KP_DTYPE_Q4_K: return &r8_q4_k;
+    case KP_DTYPE_Q5_K: return &r8_q5_k;
     default: return NULL;
     }
 }

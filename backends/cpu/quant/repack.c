@@ -5,20 +5,22 @@
 
 #include "repack.h"
 
-/* A file block of `elems` values: `hw` F16 header words (d, then m or dmin), for Q4_K the 12
- * bytes of packed scales, then `q` bytes of values; `unit` bytes per 8 rows packed. */
+/* A file block of `elems` values: `hw` F16 header words (d, then m or dmin), for the K-quants
+ * the 12 bytes of packed scales and `qh` bytes of fifth bits, then `q` bytes of values; `unit`
+ * bytes per 8 rows packed. */
 typedef struct r8_fmt {
     size_t blk, unit;
-    int elems, hw, q;
+    int elems, hw, q, qh;
 } r8_fmt;
 
 static int fmt_of(kp_dtype t, r8_fmt *f)
 {
     switch (t) {
-    case KP_DTYPE_Q4_0: *f = (r8_fmt){sizeof(kp_blk_q4_0), sizeof(kp_r8_q4_0), KP_QK, 1, 16}; return 1;
-    case KP_DTYPE_Q4_1: *f = (r8_fmt){sizeof(kp_blk_q4_1), sizeof(kp_r8_q4_1), KP_QK, 2, 16}; return 1;
-    case KP_DTYPE_Q8_0: *f = (r8_fmt){sizeof(kp_blk_q8_0), sizeof(kp_r8_q8_0), KP_QK, 1, 32}; return 1;
-    case KP_DTYPE_Q4_K: *f = (r8_fmt){sizeof(kp_blk_q4_k), sizeof(kp_r8_q4_k), KP_QKK, 2, 128}; return 1;
+    case KP_DTYPE_Q4_0: *f = (r8_fmt){sizeof(kp_blk_q4_0), sizeof(kp_r8_q4_0), KP_QK, 1, 16, 0}; return 1;
+    case KP_DTYPE_Q4_1: *f = (r8_fmt){sizeof(kp_blk_q4_1), sizeof(kp_r8_q4_1), KP_QK, 2, 16, 0}; return 1;
+    case KP_DTYPE_Q8_0: *f = (r8_fmt){sizeof(kp_blk_q8_0), sizeof(kp_r8_q8_0), KP_QK, 1, 32, 0}; return 1;
+    case KP_DTYPE_Q4_K: *f = (r8_fmt){sizeof(kp_blk_q4_k), sizeof(kp_r8_q4_k), KP_QKK, 2, 128, 0}; return 1;
+    case KP_DTYPE_Q5_K: *f = (r8_fmt){sizeof(kp_blk_q5_k), sizeof(kp_r8_q5_k), KP_QKK, 2, 128, 32}; return 1;
     default: return 0;
     }
 }
@@ -41,7 +43,8 @@ size_t kp_r8_packed_bytes(const kp_tensor *w)
     return (size_t)(kp_tensor_nrows(w) / KP_R8) * (size_t)(w->ne[0] / f.elems) * f.unit;
 }
 
-/* Q4_K's 12 scale bytes <-> the 8 scales and 8 mins of row r in a unit. Every bit of the 12
+/* Q4_K/Q5_K's 12 scale bytes <-> the 8 scales and 8 mins of row r in a unit (same offsets in
+ * both units). Every bit of the 12
  * bytes carries one of the 16 six-bit values, so the way back is exact. */
 static void k4_scales(uint8_t *unit, int r, uint8_t *s12, int to_unit)
 {
@@ -64,6 +67,12 @@ static void k4_scales(uint8_t *unit, int r, uint8_t *s12, int to_unit)
 }
 
 /* Moves block b of row r (file block at `blk`) into or out of its unit. */
+static void move_pieces(uint8_t *uq, uint8_t *bq, int bytes, int r, int to_unit)
+{
+    for (int c = 0; c < bytes / 4; c++)
+        to_unit ? memcpy(uq + 32 * c + 4 * r, bq + 4 * c, 4) : memcpy(bq + 4 * c, uq + 32 * c + 4 * r, 4);
+}
+
 static void move_block(const r8_fmt *f, uint8_t *unit, int r, uint8_t *blk, int to_unit)
 {
     for (int k = 0; k < f->hw; k++) {
@@ -71,13 +80,15 @@ static void move_block(const r8_fmt *f, uint8_t *unit, int r, uint8_t *blk, int 
         to_unit ? memcpy(u, blk + 2 * k, 2) : memcpy(blk + 2 * k, u, 2);
     }
     uint8_t *bq = blk + 2 * f->hw, *uq = unit + (size_t)f->hw * KP_R8 * 2;
-    if (f->elems == KP_QKK) { /* Q4_K */
+    if (f->elems == KP_QKK) { /* Q4_K, Q5_K: scales, then the fifth bits */
         k4_scales(unit, r, bq, to_unit);
         bq += 12;
         uq = ((kp_r8_q4_k *)(void *)unit)->qs;
+        move_pieces(uq, bq, f->qh, r, to_unit);
+        bq += f->qh;
+        uq += (size_t)f->qh * KP_R8;
     }
-    for (int c = 0; c < f->q / 4; c++)
-        to_unit ? memcpy(uq + 32 * c + 4 * r, bq + 4 * c, 4) : memcpy(bq + 4 * c, uq + 32 * c + 4 * r, 4);
+    move_pieces(uq, bq, f->q, r, to_unit);
 }
 
 void kp_r8_pack(const kp_tensor *w, const void *src, void *dst)
@@ -116,7 +127,7 @@ void kp_r8_dequant_row(const kp_tensor *w, int64_t row, float *dst)
     r8_fmt f;
     if (!fmt_of(w->dtype, &f))
         return;
-    uint8_t blk[sizeof(kp_blk_q4_k)];
+    uint8_t blk[sizeof(kp_blk_q5_k)];
     for (int64_t b = 0; b < w->ne[0] / f.elems; b++) {
         unpack_block(w, &f, row, b, blk);
         kp_qdequant(w->dtype, blk, f.elems, dst + b * f.elems);
@@ -134,11 +145,12 @@ static void r8_rows_scalar(float *y, const kp_tensor *w, const void *work, const
         return;
     const kp_qdot_fn dot = w->dtype == KP_DTYPE_Q4_0 ? kp_qdot_q4_0_scalar
                          : w->dtype == KP_DTYPE_Q4_1 ? kp_qdot_q4_1_scalar
-                         : w->dtype == KP_DTYPE_Q4_K ? kp_qdot_q4_k_scalar : kp_qdot_q8_0_scalar;
+                         : w->dtype == KP_DTYPE_Q4_K ? kp_qdot_q4_k_scalar
+                         : w->dtype == KP_DTYPE_Q5_K ? kp_qdot_q5_k_scalar : kp_qdot_q8_0_scalar;
     const kp_act_kind kind = (kp_act_kind)kp_act_kind_for(w->dtype);
     const int64_t cols = w->ne[0], rows = kp_tensor_nrows(w), e = f.elems;
     const size_t arb = kp_act_row_bytes(kind, cols);
-    uint8_t blk[sizeof(kp_blk_q4_k)];
+    uint8_t blk[sizeof(kp_blk_q5_k)];
     _Alignas(64) uint8_t a1[KP_QKK + 64]; /* q[e] | d | s (Q8_1) or bsums[16] (Q8_K) */
     for (int64_t r = r0; r < r1; r++)
         for (int t = 0; t < n; t++) {
@@ -179,5 +191,6 @@ const kp_cpu_wtype *kp_r8_wtype_get(kp_dtype t, kp_isa isa)
 #else
     (void)isa;
 #endif
-    return w ? w : t == KP_DTYPE_Q4_1 ? &r8_scalar_q8_1 : t == KP_DTYPE_Q4_K ? &r8_scalar_q8_k : &r8_scalar_q8_0;
+    return w ? w : t == KP_DTYPE_Q4_1 ? &r8_scalar_q8_1
+         : t == KP_DTYPE_Q4_K || t == KP_DTYPE_Q5_K ? &r8_scalar_q8_k : &r8_scalar_q8_0;
 }

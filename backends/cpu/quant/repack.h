@@ -24,13 +24,20 @@ typedef struct { uint16_t d[KP_R8]; int8_t qs[KP_R8 * 32]; } kp_r8_q8_0;
  * 8 rows' scales at once instead of unpacking 12-byte fields row by row; the unit is 1184 bytes
  * for the file's 1152 (the tensor's nbytes stays the file's; see kp_r8_packed_bytes). */
 typedef struct { uint16_t d[KP_R8], dmin[KP_R8]; uint8_t sc[8][KP_R8], m[8][KP_R8]; uint8_t qs[KP_R8 * 128]; } kp_r8_q4_k;
+/* Q5_K: as Q4_K, with the fifth bits (qh) interleaved in pieces like qs before qs. */
+typedef struct {
+    uint16_t d[KP_R8], dmin[KP_R8];
+    uint8_t sc[8][KP_R8], m[8][KP_R8];
+    uint8_t qh[KP_R8 * 32], qs[KP_R8 * 128];
+} kp_r8_q5_k;
 
 _Static_assert(sizeof(kp_r8_q4_0) == 8 * sizeof(kp_blk_q4_0), "r8 q4_0 unit");
 _Static_assert(sizeof(kp_r8_q4_1) == 8 * sizeof(kp_blk_q4_1), "r8 q4_1 unit");
 _Static_assert(sizeof(kp_r8_q8_0) == 8 * sizeof(kp_blk_q8_0), "r8 q8_0 unit");
 _Static_assert(sizeof(kp_r8_q4_k) == 1184, "r8 q4_K unit");
+_Static_assert(sizeof(kp_r8_q5_k) == 1440, "r8 q5_K unit");
 
-/* Whether `w` (file layout, host memory) can be packed: Q4_0, Q4_1, Q8_0 or Q4_K, a whole
+/* Whether `w` (file layout, host memory) can be packed: Q4_0, Q4_1, Q8_0, Q4_K or Q5_K, a whole
  * number of blocks per row and of 8-row groups. */
 int kp_r8_supported(const kp_tensor *w);
 /* Bytes of the packed copy of `w`. */
