@@ -117,7 +117,7 @@ dense_tile(float *y, int64_t ys, const void *w, int64_t ws, int R, const void *x
 }
 
 /* One call per tile shape, so each gets code with its loops unrolled. With 16 registers:
- * 4 x 1 for one token, 2 x 2 for several. */
+ * 2 x 2 for several tokens, 1 x 1 for one. */
 static void dense_tile_any(float *y, int64_t ys, const void *w, int64_t ws, int R, const void *x,
                            int64_t xs, int T, int64_t cols, int kind)
 {
@@ -131,7 +131,7 @@ static void dense_tile_any(float *y, int64_t ys, const void *w, int64_t ws, int 
             dense_tile(y, ys, w, ws, r, x, xs, t, cols, K_F32);                           \
         return;
     switch (R * 8 + T) {
-        CASE(4, 1) CASE(2, 2) CASE(2, 1) CASE(1, 2) CASE(1, 1)
+        CASE(2, 2) CASE(2, 1) CASE(1, 2) CASE(1, 1)
     }
 #undef CASE
 }
@@ -140,7 +140,9 @@ static void dense_rows(float *y, const kp_tensor *w, const void *xv, int n, int6
                        int64_t r1, int kind)
 {
     const int64_t cols = w->ne[0], rows = kp_tensor_nrows(w), es = kind == K_F32 ? 4 : 2;
-    const int rmax = n == 1 ? 4 : 2, tmax = n == 1 ? 1 : 2;
+    /* One token: a row at a time, one sequential stream for the hardware prefetcher (see
+     * simd_avx512.c); several tokens: 2 x 2 tiles reuse each loaded weight and activation. */
+    const int rmax = n == 1 ? 1 : 2, tmax = n == 1 ? 1 : 2;
     for (int64_t r = r0; r < r1;) {
         const int R = r1 - r >= rmax ? rmax : 1;
         for (int t = 0; t < n; t += tmax) {
