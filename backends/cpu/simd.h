@@ -48,7 +48,7 @@ extern const kp_cpu_wtype kp_cpu_widen;
 #if defined(KP_CPU_X86)
 extern const kp_cpu_wtype kp_cpu_f32_avx2, kp_cpu_f16_avx2, kp_cpu_bf16_avx2, kp_cpu_i8g_avx2;
 extern const kp_cpu_wtype kp_cpu_f32_avx512, kp_cpu_f16_avx512, kp_cpu_bf16_avx512;
-extern const kp_cpu_wtype kp_cpu_i8g_avx512_vnni;
+extern const kp_cpu_wtype kp_cpu_i8g_avx512_vnni, kp_cpu_bf16_avx512_bf16;
 extern const kp_cpu_vec kp_cpu_vec_avx2, kp_cpu_vec_avx512;
 #endif
 

@@ -21,7 +21,9 @@ static const kp_cpu_wtype *own(kp_dtype t, kp_isa isa)
              : t == KP_DTYPE_BF16 ? &kp_cpu_bf16_avx512
              : NULL;
     case KP_ISA_AVX512_VNNI:
-        return t == KP_DTYPE_I8G ? &kp_cpu_i8g_avx512_vnni : NULL;
+        return t == KP_DTYPE_I8G                                  ? &kp_cpu_i8g_avx512_vnni
+             : t == KP_DTYPE_BF16 && kp_cpu_has_avx512_bf16() ? &kp_cpu_bf16_avx512_bf16
+                                                              : NULL;
     default:
         return NULL;
     }
