@@ -49,7 +49,7 @@ static inline __attribute__((always_inline)) __m512 ld16m(__mmask16 m, const voi
 
 static inline __attribute__((always_inline)) void
 dense_tile(float *y, int64_t ys, const void *w, int64_t ws, int R, const void *x, int64_t xs, int T,
-           int64_t cols, int kind)
+           int64_t cols, int kind, int xk)
 {
     __m512 a0[TILE_R][TILE_T], a1[TILE_R][TILE_T], xv[TILE_T];
     UNROLL for (int i = 0; i < R; i++)
@@ -58,14 +58,14 @@ dense_tile(float *y, int64_t ys, const void *w, int64_t ws, int R, const void *x
     int64_t c = 0;
     for (; c + 32 <= cols; c += 32) {
         UNROLL for (int t = 0; t < T; t++)
-            xv[t] = ld16(x, t * xs + c, kind);
+            xv[t] = ld16(x, t * xs + c, xk);
         UNROLL for (int i = 0; i < R; i++) {
             __m512 wv = ld16(w, i * ws + c, kind);
             UNROLL for (int t = 0; t < T; t++)
                 a0[i][t] = _mm512_fmadd_ps(wv, xv[t], a0[i][t]);
         }
         UNROLL for (int t = 0; t < T; t++)
-            xv[t] = ld16(x, t * xs + c + 16, kind);
+            xv[t] = ld16(x, t * xs + c + 16, xk);
         UNROLL for (int i = 0; i < R; i++) {
             __m512 wv = ld16(w, i * ws + c + 16, kind);
             UNROLL for (int t = 0; t < T; t++)
@@ -74,7 +74,7 @@ dense_tile(float *y, int64_t ys, const void *w, int64_t ws, int R, const void *x
     }
     if (c + 16 <= cols) {
         UNROLL for (int t = 0; t < T; t++)
-            xv[t] = ld16(x, t * xs + c, kind);
+            xv[t] = ld16(x, t * xs + c, xk);
         UNROLL for (int i = 0; i < R; i++) {
             __m512 wv = ld16(w, i * ws + c, kind);
             UNROLL for (int t = 0; t < T; t++)
@@ -85,7 +85,7 @@ dense_tile(float *y, int64_t ys, const void *w, int64_t ws, int R, const void *x
     if (c < cols) {
         __mmask16 m = first_lanes(cols - c);
         UNROLL for (int t = 0; t < T; t++)
-            xv[t] = ld16m(m, x, t * xs + c, kind);
+            xv[t] = ld16m(m, x, t * xs + c, xk);
         UNROLL for (int i = 0; i < R; i++) {
             __m512 wv = ld16m(m, w, i * ws + c, kind);
             UNROLL for (int t = 0; t < T; t++)
@@ -99,16 +99,18 @@ dense_tile(float *y, int64_t ys, const void *w, int64_t ws, int R, const void *x
 
 /* One call per tile shape, so each gets code with its loops unrolled. */
 static void dense_tile_any(float *y, int64_t ys, const void *w, int64_t ws, int R, const void *x,
-                           int64_t xs, int T, int64_t cols, int kind)
+                           int64_t xs, int T, int64_t cols, int kind, int xk)
 {
 #define CASE(r, t)                                                                        \
     case r * 8 + t:                                                                       \
-        if (kind == K_F16)                                                                \
-            dense_tile(y, ys, w, ws, r, x, xs, t, cols, K_F16);                           \
+        if (kind == K_F16 && xk == K_F32)                                                 \
+            dense_tile(y, ys, w, ws, r, x, xs, t, cols, K_F16, K_F32);                    \
+        else if (kind == K_F16)                                                           \
+            dense_tile(y, ys, w, ws, r, x, xs, t, cols, K_F16, K_F16);                    \
         else if (kind == K_BF16)                                                          \
-            dense_tile(y, ys, w, ws, r, x, xs, t, cols, K_BF16);                          \
+            dense_tile(y, ys, w, ws, r, x, xs, t, cols, K_BF16, K_BF16);                  \
         else                                                                              \
-            dense_tile(y, ys, w, ws, r, x, xs, t, cols, K_F32);                           \
+            dense_tile(y, ys, w, ws, r, x, xs, t, cols, K_F32, K_F32);                    \
         return;
     switch (R * 8 + T) {
         CASE(4, 3) CASE(4, 2) CASE(4, 1) CASE(1, 3) CASE(1, 2) CASE(1, 1)
@@ -117,9 +119,10 @@ static void dense_tile_any(float *y, int64_t ys, const void *w, int64_t ws, int 
 }
 
 static void dense_rows(float *y, const kp_tensor *w, const void *xv, int n, int64_t r0,
-                       int64_t r1, int kind)
+                       int64_t r1, int kind, int xk)
 {
     const int64_t cols = w->ne[0], rows = kp_tensor_nrows(w), es = kind == K_F32 ? 4 : 2;
+    const int64_t xes = xk == K_F32 ? 4 : 2;
     /* One token reads each weight once, so the loop is bound by memory: a row at a time keeps
      * the reads one sequential stream, which the hardware prefetcher follows; four rows in step
      * (four streams a row apart) ran at half the bandwidth on Zen 4 (F16 decode 42 -> 90 tok/s,
@@ -130,7 +133,7 @@ static void dense_rows(float *y, const kp_tensor *w, const void *xv, int n, int6
         for (int t = 0; t < n; t += TILE_T) {
             const int T = n - t >= TILE_T ? TILE_T : n - t;
             dense_tile_any(y + (int64_t)t * rows + r, rows, (const char *)w->data + r * cols * es,
-                           cols, R, (const char *)xv + (int64_t)t * cols * es, cols, T, cols, kind);
+                           cols, R, (const char *)xv + (int64_t)t * cols * xes, cols, T, cols, kind, xk);
         }
         r += R;
     }
@@ -140,7 +143,7 @@ static void f32_rows(float *y, const kp_tensor *w, const void *work, const float
                      int64_t r0, int64_t r1)
 {
     (void)work;
-    dense_rows(y, w, x, n, r0, r1, K_F32);
+    dense_rows(y, w, x, n, r0, r1, K_F32, K_F32);
 }
 
 const kp_cpu_wtype kp_cpu_f32_avx512 = {NULL, NULL, f32_rows, kp_cpu_f32_dequant_row};
@@ -149,7 +152,7 @@ static void f16_rows(float *y, const kp_tensor *w, const void *work, const float
                      int64_t r0, int64_t r1)
 {
     (void)x;
-    dense_rows(y, w, work, n, r0, r1, K_F16);
+    dense_rows(y, w, work, n, r0, r1, K_F16, n > 1 ? K_F32 : K_F16);
 }
 
 static void f16_prepare(void *work, const float *x, int n, int64_t cols, const kp_tensor *w)
@@ -158,6 +161,14 @@ static void f16_prepare(void *work, const float *x, int n, int64_t cols, const k
     uint16_t *h = work;
     const int64_t total = cols * n;
     int64_t i = 0;
+    if (n > 1) {
+        float *f = work;
+        for (; i + 16 <= total; i += 16)
+            _mm512_storeu_ps(f + i, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+        for (; i < total; i++)
+            f[i] = kp_f16_to_f32(kp_f32_to_f16(x[i]));
+        return;
+    }
     for (; i + 16 <= total; i += 16)
         _mm256_storeu_si256((__m256i *)(void *)(h + i),
                             _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
@@ -165,7 +176,9 @@ static void f16_prepare(void *work, const float *x, int n, int64_t cols, const k
         h[i] = kp_f32_to_f16(x[i]);
 }
 
-const kp_cpu_wtype kp_cpu_f16_avx512 = {kp_cpu_f16_work_size, f16_prepare, f16_rows,
+static size_t f16_work_size(int64_t cols, int n) { return (size_t)cols * (size_t)n * (n > 1 ? 4 : 2); }
+
+const kp_cpu_wtype kp_cpu_f16_avx512 = {f16_work_size, f16_prepare, f16_rows,
                                         kp_cpu_f16_dequant_row};
 
 /* ---- BF16 weights times BF16-rounded activations (the scalar table's semantics) */
@@ -174,7 +187,7 @@ static void bf16_rows(float *y, const kp_tensor *w, const void *work, const floa
                       int64_t r0, int64_t r1)
 {
     (void)x;
-    dense_rows(y, w, work, n, r0, r1, K_BF16);
+    dense_rows(y, w, work, n, r0, r1, K_BF16, K_BF16);
 }
 
 /* kp_cpu_bf16_prepare's rounding in integer lanes: nearest even, NaNs quieted. (vcvtneps2bf16
