@@ -65,6 +65,8 @@ static inline __attribute__((always_inline)) __m256 ld8_tail(const void *p, int6
     return _mm256_maskload_ps((const float *)p + i, lane_mask(k));
 }
 
+/* token counts up to which the weights are walked a row at a time (see dense_rows) */
+#define STREAM_MAX_TOKENS 4
 #define TILE_MAX 4
 
 static inline __attribute__((always_inline)) void
@@ -117,7 +119,7 @@ dense_tile(float *y, int64_t ys, const void *w, int64_t ws, int R, const void *x
 }
 
 /* One call per tile shape, so each gets code with its loops unrolled. With 16 registers:
- * 2 x 2 for several tokens, 1 x 1 for one. */
+ * 2 x 2 for several tokens, 1 x 2 or 1 x 1 for a few. */
 static void dense_tile_any(float *y, int64_t ys, const void *w, int64_t ws, int R, const void *x,
                            int64_t xs, int T, int64_t cols, int kind)
 {
@@ -140,9 +142,9 @@ static void dense_rows(float *y, const kp_tensor *w, const void *xv, int n, int6
                        int64_t r1, int kind)
 {
     const int64_t cols = w->ne[0], rows = kp_tensor_nrows(w), es = kind == K_F32 ? 4 : 2;
-    /* One token: a row at a time, one sequential stream for the hardware prefetcher (see
-     * simd_avx512.c); several tokens: 2 x 2 tiles reuse each loaded weight and activation. */
-    const int rmax = n == 1 ? 1 : 2, tmax = n == 1 ? 1 : 2;
+    /* Up to 4 tokens: a row at a time, one sequential stream for the hardware prefetcher (see
+     * simd_avx512.c); more: 2 x 2 tiles reuse each loaded weight and activation. */
+    const int rmax = n <= STREAM_MAX_TOKENS ? 1 : 2, tmax = n == 1 ? 1 : 2;
     for (int64_t r = r0; r < r1;) {
         const int R = r1 - r >= rmax ? rmax : 1;
         for (int t = 0; t < n; t += tmax) {

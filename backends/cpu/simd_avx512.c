@@ -44,6 +44,8 @@ static inline __attribute__((always_inline)) __m512 ld16m(__mmask16 m, const voi
     return _mm512_maskz_loadu_ps(m, (const float *)p + i);
 }
 
+/* token counts up to which the weights are walked a row at a time (see dense_rows) */
+#define STREAM_MAX_TOKENS 4
 #define TILE_R 4
 #define TILE_T 3
 
@@ -123,11 +125,12 @@ static void dense_rows(float *y, const kp_tensor *w, const void *xv, int n, int6
 {
     const int64_t cols = w->ne[0], rows = kp_tensor_nrows(w), es = kind == K_F32 ? 4 : 2;
     const int64_t xes = xk == K_F32 ? 4 : 2;
-    /* One token reads each weight once, so the loop is bound by memory: a row at a time keeps
-     * the reads one sequential stream, which the hardware prefetcher follows; four rows in step
-     * (four streams a row apart) ran at half the bandwidth on Zen 4 (F16 decode 42 -> 90 tok/s,
-     * 110M model, one thread). Several tokens reuse each weight and want the 4-row tile. */
-    const int rmax = n == 1 ? 1 : TILE_R;
+    /* A few tokens read each weight about once, so the loop is bound by memory: a row at a time
+     * keeps the reads one sequential stream, which the hardware prefetcher follows; rows in step
+     * (four streams a row apart) ran at half the bandwidth on Zen 4 (110M model, one thread:
+     * F16 decode 42 -> 90 tok/s; 2-token steps 72 -> 110-130 tok/s, 4-token 130 -> 140-170).
+     * From about 8 tokens the 4-row tile's reuse of each activation load wins. */
+    const int rmax = n <= STREAM_MAX_TOKENS ? 1 : TILE_R;
     for (int64_t r = r0; r < r1;) {
         const int R = r1 - r >= rmax ? rmax : 1;
         for (int t = 0; t < n; t += TILE_T) {

@@ -13,6 +13,7 @@
 
 #define UNROLL _Pragma("GCC unroll 4")
 
+#define STREAM_MAX_TOKENS 4
 #define TILE_R 4
 #define TILE_T 3
 
@@ -101,8 +102,8 @@ static void bf16_rows(float *y, const kp_tensor *w, const void *work, const floa
     (void)x;
     const int64_t cols = w->ne[0], rows = kp_tensor_nrows(w);
     const uint16_t *W = w->data, *X = work;
-    /* one token: a row at a time, one sequential stream (see simd_avx512.c) */
-    const int rmax = n == 1 ? 1 : TILE_R;
+    /* up to 4 tokens: a row at a time, one sequential stream (see simd_avx512.c) */
+    const int rmax = n <= STREAM_MAX_TOKENS ? 1 : TILE_R;
     for (int64_t r = r0; r < r1;) {
         const int R = r1 - r >= rmax ? rmax : 1;
         for (int t = 0; t < n; t += TILE_T) {
