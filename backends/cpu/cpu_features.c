@@ -19,6 +19,8 @@ static unsigned long long read_xcr0(void)
     return ((unsigned long long)hi << 32) | lo;
 }
 
+static int has_bf16;
+
 static kp_isa probe(void)
 {
     unsigned int a, b, c, d;
@@ -40,6 +42,11 @@ static kp_isa probe(void)
         return KP_ISA_AVX2;
     if (!((c >> 11) & 1)) /* AVX512_VNNI */
         return KP_ISA_AVX512;
+    if (a >= 1) { /* leaf 7 subleaf 1, EAX bit 5: AVX512_BF16 */
+        unsigned int a1, b1, c1, d1;
+        __cpuid_count(7, 1, a1, b1, c1, d1);
+        has_bf16 = (a1 >> 5) & 1;
+    }
     return KP_ISA_AVX512_VNNI;
 }
 #else
@@ -70,6 +77,16 @@ kp_isa kp_cpu_isa_detected(void)
 {
     pthread_once(&once, init);
     return detected;
+}
+
+int kp_cpu_has_avx512_bf16(void)
+{
+    pthread_once(&once, init);
+#if defined(__x86_64__) || defined(__i386__)
+    return has_bf16;
+#else
+    return 0;
+#endif
 }
 
 kp_isa kp_cpu_isa(void)

@@ -19,5 +19,9 @@ kp_isa kp_cpu_isa(void);
  * Not thread-safe: call before starting work. */
 kp_isa kp_cpu_isa_cap(kp_isa cap);
 const char *kp_isa_name(kp_isa isa);
+/* Whether the avx512_vnni level may also use AVX512_BF16 (vdpbf16ps): the CPU has it and the
+ * detected level is avx512_vnni. Not a level of its own; KP_ISA below avx512_vnni excludes it
+ * because the kernels are only looked up at that level. */
+int kp_cpu_has_avx512_bf16(void);
 
 #endif

@@ -18,6 +18,10 @@ void kp_cpu_f32_dequant_row(const kp_tensor *w, int64_t row, float *dst);
 void kp_cpu_f16_dequant_row(const kp_tensor *w, int64_t row, float *dst);
 size_t kp_cpu_f16_work_size(int64_t cols, int n);
 void kp_cpu_f16_prepare(void *work, const float *x, int n, int64_t cols, const kp_tensor *w);
+/* BF16 shares the F16 workspace (one 16-bit value per activation); prepare rounds to nearest
+ * even and quiets NaNs, as ggml's activation conversion does. */
+void kp_cpu_bf16_dequant_row(const kp_tensor *w, int64_t row, float *dst);
+void kp_cpu_bf16_prepare(void *work, const float *x, int n, int64_t cols, const kp_tensor *w);
 void kp_cpu_i8g_dequant_row(const kp_tensor *w, int64_t row, float *dst);
 size_t kp_cpu_i8g_work_size(int64_t cols, int n);
 void kp_cpu_i8g_prepare(void *work, const float *x, int n, int64_t cols, const kp_tensor *w);
@@ -42,9 +46,9 @@ extern const kp_cpu_wtype kp_cpu_widen;
 
 /* ---- per-ISA tables; present only in x86 builds */
 #if defined(KP_CPU_X86)
-extern const kp_cpu_wtype kp_cpu_f32_avx2, kp_cpu_f16_avx2, kp_cpu_i8g_avx2;
-extern const kp_cpu_wtype kp_cpu_f32_avx512, kp_cpu_f16_avx512;
-extern const kp_cpu_wtype kp_cpu_i8g_avx512_vnni;
+extern const kp_cpu_wtype kp_cpu_f32_avx2, kp_cpu_f16_avx2, kp_cpu_bf16_avx2, kp_cpu_i8g_avx2;
+extern const kp_cpu_wtype kp_cpu_f32_avx512, kp_cpu_f16_avx512, kp_cpu_bf16_avx512;
+extern const kp_cpu_wtype kp_cpu_i8g_avx512_vnni, kp_cpu_bf16_avx512_bf16;
 extern const kp_cpu_vec kp_cpu_vec_avx2, kp_cpu_vec_avx512;
 #endif
 

@@ -26,38 +26,52 @@ static inline __m256i lane_mask(int64_t k)
     return _mm256_loadu_si256((const __m256i *)(const void *)(tab + 8 - k));
 }
 
-/* ---- F32 and F16 weights: tiles of R rows x T tokens. Every (row, token) dot product uses
- * the same schedule in any tile shape (two accumulators: the first and second 8 columns of each
- * 16, an 8-column remainder into the first, a masked tail into the second, then one reduction),
- * so tiling, thread splits and token counts never change a result. `half` selects IEEE-half
- * operands (F16 weights with activations already rounded to F16 by prepare). */
+/* ---- F32, F16 and BF16 weights: tiles of R rows x T tokens. Every (row, token) dot product
+ * uses the same schedule in any tile shape (two accumulators: the first and second 8 columns of
+ * each 16, an 8-column remainder into the first, a masked tail into the second, then one
+ * reduction), so tiling, thread splits and token counts never change a result. `kind` selects
+ * the operand encoding: float, IEEE half or bfloat16, the 16-bit ones with the activations
+ * already rounded to the weight's format by prepare. Widening either is exact, so the products
+ * are those of the scalar reference; only the order of the sum differs. */
 
-static inline __attribute__((always_inline)) __m256 ld8(const void *p, int64_t i, int half)
+enum { K_F32 = 0, K_F16 = 1, K_BF16 = 2 }; /* K_F16 == 1: the attention loops pass their flag */
+
+static inline __attribute__((always_inline)) __m256 widen8(__m128i h, int kind)
 {
-    if (half)
-        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)((const uint16_t *)p + i)));
+    if (kind == K_F16)
+        return _mm256_cvtph_ps(h);
+    /* bfloat16 is the top half of a float */
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+static inline __attribute__((always_inline)) __m256 ld8(const void *p, int64_t i, int kind)
+{
+    if (kind != K_F32)
+        return widen8(_mm_loadu_si128((const __m128i *)(const void *)((const uint16_t *)p + i)), kind);
     return _mm256_loadu_ps((const float *)p + i);
 }
 
 /* The first k (< 8) elements, zeros after. */
 static inline __attribute__((always_inline)) __m256 ld8_tail(const void *p, int64_t i, int64_t k,
-                                                             int half)
+                                                             int kind)
 {
-    if (half) { /* no 16-bit masked load in AVX2; element by element (a call would spill) */
+    if (kind != K_F32) { /* no 16-bit masked load in AVX2; element by element (a call would spill) */
         const uint16_t *h = (const uint16_t *)p + i;
         __m128i v = _mm_setr_epi16((short)h[0], (short)(k > 1 ? h[1] : 0), (short)(k > 2 ? h[2] : 0),
                                    (short)(k > 3 ? h[3] : 0), (short)(k > 4 ? h[4] : 0),
                                    (short)(k > 5 ? h[5] : 0), (short)(k > 6 ? h[6] : 0), 0);
-        return _mm256_cvtph_ps(v);
+        return widen8(v, kind);
     }
     return _mm256_maskload_ps((const float *)p + i, lane_mask(k));
 }
 
+/* token counts up to which the weights are walked a row at a time (see dense_rows) */
+#define STREAM_MAX_TOKENS 4
 #define TILE_MAX 4
 
 static inline __attribute__((always_inline)) void
 dense_tile(float *y, int64_t ys, const void *w, int64_t ws, int R, const void *x, int64_t xs, int T,
-           int64_t cols, int half)
+           int64_t cols, int kind)
 {
     __m256 a0[TILE_MAX][2], a1[TILE_MAX][2], xv[2];
     UNROLL for (int i = 0; i < R; i++)
@@ -66,25 +80,25 @@ dense_tile(float *y, int64_t ys, const void *w, int64_t ws, int R, const void *x
     int64_t c = 0;
     for (; c + 16 <= cols; c += 16) {
         UNROLL for (int t = 0; t < T; t++)
-            xv[t] = ld8(x, t * xs + c, half);
+            xv[t] = ld8(x, t * xs + c, kind);
         UNROLL for (int i = 0; i < R; i++) {
-            __m256 wv = ld8(w, i * ws + c, half);
+            __m256 wv = ld8(w, i * ws + c, kind);
             UNROLL for (int t = 0; t < T; t++)
                 a0[i][t] = _mm256_fmadd_ps(wv, xv[t], a0[i][t]);
         }
         UNROLL for (int t = 0; t < T; t++)
-            xv[t] = ld8(x, t * xs + c + 8, half);
+            xv[t] = ld8(x, t * xs + c + 8, kind);
         UNROLL for (int i = 0; i < R; i++) {
-            __m256 wv = ld8(w, i * ws + c + 8, half);
+            __m256 wv = ld8(w, i * ws + c + 8, kind);
             UNROLL for (int t = 0; t < T; t++)
                 a1[i][t] = _mm256_fmadd_ps(wv, xv[t], a1[i][t]);
         }
     }
     if (c + 8 <= cols) {
         UNROLL for (int t = 0; t < T; t++)
-            xv[t] = ld8(x, t * xs + c, half);
+            xv[t] = ld8(x, t * xs + c, kind);
         UNROLL for (int i = 0; i < R; i++) {
-            __m256 wv = ld8(w, i * ws + c, half);
+            __m256 wv = ld8(w, i * ws + c, kind);
             UNROLL for (int t = 0; t < T; t++)
                 a0[i][t] = _mm256_fmadd_ps(wv, xv[t], a0[i][t]);
         }
@@ -92,9 +106,9 @@ dense_tile(float *y, int64_t ys, const void *w, int64_t ws, int R, const void *x
     }
     if (c < cols) {
         UNROLL for (int t = 0; t < T; t++)
-            xv[t] = ld8_tail(x, t * xs + c, cols - c, half);
+            xv[t] = ld8_tail(x, t * xs + c, cols - c, kind);
         UNROLL for (int i = 0; i < R; i++) {
-            __m256 wv = ld8_tail(w, i * ws + c, cols - c, half);
+            __m256 wv = ld8_tail(w, i * ws + c, cols - c, kind);
             UNROLL for (int t = 0; t < T; t++)
                 a1[i][t] = _mm256_fmadd_ps(wv, xv[t], a1[i][t]);
         }
@@ -105,34 +119,38 @@ dense_tile(float *y, int64_t ys, const void *w, int64_t ws, int R, const void *x
 }
 
 /* One call per tile shape, so each gets code with its loops unrolled. With 16 registers:
- * 4 x 1 for one token, 2 x 2 for several. */
+ * 2 x 2 for several tokens, 1 x 2 or 1 x 1 for a few. */
 static void dense_tile_any(float *y, int64_t ys, const void *w, int64_t ws, int R, const void *x,
-                           int64_t xs, int T, int64_t cols, int half)
+                           int64_t xs, int T, int64_t cols, int kind)
 {
 #define CASE(r, t)                                                                        \
     case r * 8 + t:                                                                       \
-        if (half)                                                                         \
-            dense_tile(y, ys, w, ws, r, x, xs, t, cols, 1);                               \
+        if (kind == K_F16)                                                                \
+            dense_tile(y, ys, w, ws, r, x, xs, t, cols, K_F16);                           \
+        else if (kind == K_BF16)                                                          \
+            dense_tile(y, ys, w, ws, r, x, xs, t, cols, K_BF16);                          \
         else                                                                              \
-            dense_tile(y, ys, w, ws, r, x, xs, t, cols, 0);                               \
+            dense_tile(y, ys, w, ws, r, x, xs, t, cols, K_F32);                           \
         return;
     switch (R * 8 + T) {
-        CASE(4, 1) CASE(2, 2) CASE(2, 1) CASE(1, 2) CASE(1, 1)
+        CASE(2, 2) CASE(2, 1) CASE(1, 2) CASE(1, 1)
     }
 #undef CASE
 }
 
 static void dense_rows(float *y, const kp_tensor *w, const void *xv, int n, int64_t r0,
-                       int64_t r1, int half)
+                       int64_t r1, int kind)
 {
-    const int64_t cols = w->ne[0], rows = kp_tensor_nrows(w), es = half ? 2 : 4;
-    const int rmax = n == 1 ? 4 : 2, tmax = n == 1 ? 1 : 2;
+    const int64_t cols = w->ne[0], rows = kp_tensor_nrows(w), es = kind == K_F32 ? 4 : 2;
+    /* Up to 4 tokens: a row at a time, one sequential stream for the hardware prefetcher (see
+     * simd_avx512.c); more: 2 x 2 tiles reuse each loaded weight and activation. */
+    const int rmax = n <= STREAM_MAX_TOKENS ? 1 : 2, tmax = n == 1 ? 1 : 2;
     for (int64_t r = r0; r < r1;) {
         const int R = r1 - r >= rmax ? rmax : 1;
         for (int t = 0; t < n; t += tmax) {
             const int T = n - t >= tmax ? tmax : n - t;
             dense_tile_any(y + (int64_t)t * rows + r, rows, (const char *)w->data + r * cols * es,
-                           cols, R, (const char *)xv + (int64_t)t * cols * es, cols, T, cols, half);
+                           cols, R, (const char *)xv + (int64_t)t * cols * es, cols, T, cols, kind);
         }
         r += R;
     }
@@ -142,7 +160,7 @@ static void f32_rows(float *y, const kp_tensor *w, const void *work, const float
                      int64_t r0, int64_t r1)
 {
     (void)work;
-    dense_rows(y, w, x, n, r0, r1, 0);
+    dense_rows(y, w, x, n, r0, r1, K_F32);
 }
 
 const kp_cpu_wtype kp_cpu_f32_avx2 = {NULL, NULL, f32_rows, kp_cpu_f32_dequant_row};
@@ -153,7 +171,7 @@ static void f16_rows(float *y, const kp_tensor *w, const void *work, const float
                      int64_t r0, int64_t r1)
 {
     (void)x;
-    dense_rows(y, w, work, n, r0, r1, 1);
+    dense_rows(y, w, work, n, r0, r1, K_F16);
 }
 
 /* Same rounding as kp_f32_to_f16 (nearest even) for every finite value and infinity. */
@@ -172,6 +190,42 @@ static void f16_prepare(void *work, const float *x, int n, int64_t cols, const k
 
 const kp_cpu_wtype kp_cpu_f16_avx2 = {kp_cpu_f16_work_size, f16_prepare, f16_rows,
                                       kp_cpu_f16_dequant_row};
+
+/* ---- BF16 weights times BF16-rounded activations (the scalar table's semantics) */
+
+static void bf16_rows(float *y, const kp_tensor *w, const void *work, const float *x, int n,
+                      int64_t r0, int64_t r1)
+{
+    (void)x;
+    dense_rows(y, w, work, n, r0, r1, K_BF16);
+}
+
+/* kp_cpu_bf16_prepare's rounding in integer lanes: nearest even, NaNs quieted. */
+static void bf16_prepare(void *work, const float *x, int n, int64_t cols, const kp_tensor *w)
+{
+    uint16_t *h = work;
+    const int64_t total = cols * n;
+    const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff);
+    const __m256i abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+    const __m256i quiet = _mm256_set1_epi32(0x40);
+    int64_t i = 0;
+    for (; i + 8 <= total; i += 8) {
+        __m256i u = _mm256_castps_si256(_mm256_loadu_ps(x + i)), hi = _mm256_srli_epi32(u, 16);
+        __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(bias, _mm256_and_si256(hi, one)));
+        r = _mm256_srli_epi32(r, 16);
+        /* |u| is below 2^31, so the signed compare is the unsigned one */
+        __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs), inf);
+        r = _mm256_blendv_epi8(r, _mm256_or_si256(hi, quiet), nan);
+        /* lanes hold values below 2^16: the saturating pack keeps them; fix its lane order */
+        __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0xd8);
+        _mm_storeu_si128((__m128i *)(void *)(h + i), _mm256_castsi256_si128(p));
+    }
+    if (i < total)
+        kp_cpu_bf16_prepare(h + i, x + i, 1, total - i, w);
+}
+
+const kp_cpu_wtype kp_cpu_bf16_avx2 = {kp_cpu_f16_work_size, bf16_prepare, bf16_rows,
+                                       kp_cpu_bf16_dequant_row};
 
 /* ---- I8G */
 

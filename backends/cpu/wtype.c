@@ -12,12 +12,18 @@ static const kp_cpu_wtype *own(kp_dtype t, kp_isa isa)
     case KP_ISA_AVX2:
         return t == KP_DTYPE_F32 ? &kp_cpu_f32_avx2
              : t == KP_DTYPE_F16 ? &kp_cpu_f16_avx2
+             : t == KP_DTYPE_BF16 ? &kp_cpu_bf16_avx2
              : t == KP_DTYPE_I8G ? &kp_cpu_i8g_avx2
              : NULL;
     case KP_ISA_AVX512:
-        return t == KP_DTYPE_F32 ? &kp_cpu_f32_avx512 : t == KP_DTYPE_F16 ? &kp_cpu_f16_avx512 : NULL;
+        return t == KP_DTYPE_F32 ? &kp_cpu_f32_avx512
+             : t == KP_DTYPE_F16 ? &kp_cpu_f16_avx512
+             : t == KP_DTYPE_BF16 ? &kp_cpu_bf16_avx512
+             : NULL;
     case KP_ISA_AVX512_VNNI:
-        return t == KP_DTYPE_I8G ? &kp_cpu_i8g_avx512_vnni : NULL;
+        return t == KP_DTYPE_I8G                                  ? &kp_cpu_i8g_avx512_vnni
+             : t == KP_DTYPE_BF16 && kp_cpu_has_avx512_bf16() ? &kp_cpu_bf16_avx512_bf16
+                                                              : NULL;
     default:
         return NULL;
     }

@@ -94,14 +94,14 @@ static uint16_t f32_to_bf16(float f)
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
 }
 
-static void bf16_dequant_row(const kp_tensor *w, int64_t row, float *dst)
+void kp_cpu_bf16_dequant_row(const kp_tensor *w, int64_t row, float *dst)
 {
     const uint16_t *src = (const uint16_t *)w->data + row * w->ne[0];
     for (int64_t c = 0; c < w->ne[0]; c++)
         dst[c] = bf16_to_f32(src[c]);
 }
 
-static void bf16_prepare(void *work, const float *x, int n, int64_t cols, const kp_tensor *w)
+void kp_cpu_bf16_prepare(void *work, const float *x, int n, int64_t cols, const kp_tensor *w)
 {
     (void)w;
     uint16_t *h = work;
@@ -127,8 +127,8 @@ static void bf16_rows(float *y, const kp_tensor *w, const void *work, const floa
     }
 }
 
-static const kp_cpu_wtype bf16_scalar = {kp_cpu_f16_work_size, bf16_prepare, bf16_rows,
-                                         bf16_dequant_row};
+static const kp_cpu_wtype bf16_scalar = {kp_cpu_f16_work_size, kp_cpu_bf16_prepare, bf16_rows,
+                                         kp_cpu_bf16_dequant_row};
 
 /* ---- I8G: runq.c's arithmetic */
 

@@ -185,7 +185,8 @@ static void test_supports(void **state)
     be->ops->destroy(be);
 }
 
-/* Random gaussian data, every float type, every shape, every level, n = 1 and 3. */
+/* Random gaussian data, every float type, every shape, every level, n = 1 to 7 (full and
+ * partial token tiles at every level). */
 static void test_float_types_random(void **state)
 {
     (void)state;
@@ -194,7 +195,7 @@ static void test_float_types_random(void **state)
     for (size_t d = 0; d < 3; d++)
         for (size_t ci = 0; ci < sizeof COLS / sizeof *COLS; ci++)
             for (size_t ri = 0; ri < sizeof ROWS / sizeof *ROWS; ri++)
-                for (int n = 1; n <= 3; n += 2) {
+                for (int n = 1; n <= 7; n++) {
                     int64_t cols = COLS[ci], rows = ROWS[ri];
                     float *v = xmalloc((size_t)(rows * cols) * 4), *x = xmalloc((size_t)(n * cols) * 4);
                     fill_gauss(&rng, v, (size_t)(rows * cols), 0.5f);
@@ -268,25 +269,57 @@ static void test_prepare_rounds_activations(void **state)
     uint16_t h[3 * 37];
     tw w;
     float one = 1.0f;
+    /* F16: the workspace layout is each level's own (halves, or for several tokens the
+     * rounded values widened back to float), so check what the kernel multiplies with: an
+     * identity weight gives back each rounded activation exactly. One token and three. */
+    float *eye = xmalloc((size_t)(cols * cols) * 4), y[3 * 37];
+    for (int64_t i = 0; i < cols * cols; i++)
+        eye[i] = i % (cols + 1) == 0 ? 1.0f : 0.0f;
+    tw_make(&w, KP_DTYPE_F16, cols, cols, 0, eye);
+    for (int l = 0; l <= (int)kp_cpu_isa_detected(); l++)
+        for (int nn = 1; nn <= n; nn += 2) {
+            run_wtype(kp_cpu_wtype_get_isa(KP_DTYPE_F16, (kp_isa)l), &w, x, nn, y);
+            for (int i = 0; i < nn * cols; i++) {
+                /* nearest half, nearest even on ties (checked in ops-f16): the reference's bits */
+                assert_true(y[i] == (float)ref_half(kp_f32_to_f16(x[i])));
+            }
+        }
+    tw_free(&w);
+    free(eye);
+    /* BF16 at every level: nearest even, including ties, values that round up to infinity,
+     * subnormals (kept, not flushed) and NaN (stays a NaN, quieted) */
+    x[3] = 1.00390625f;                /* 1 + 2^-8: a tie, rounds down to even 1 */
+    x[4] = 1.01171875f;                /* 1 + 3 * 2^-8: a tie, rounds up to even */
+    x[5] = 3.4e38f;                    /* rounds up to infinity */
+    x[6] = -INFINITY;
+    x[7] = 1e-39f;                     /* float subnormal */
+    x[8] = -5.9e-39f;
+    x[20] = 1e-40f;                    /* in the vector part at every width */
+    float nanv;
+    const uint32_t snan = 0x7f800001u; /* signalling NaN whose payload sits in the low half */
+    memcpy(&nanv, &snan, 4);
+    x[9] = nanv;
+    x[40] = NAN;
+    tw_make(&w, KP_DTYPE_BF16, 1, 1, 0, &one);
     for (int l = 0; l <= (int)kp_cpu_isa_detected(); l++) {
-        tw_make(&w, KP_DTYPE_F16, 1, 1, 0, &one);
-        const kp_cpu_wtype *wt = kp_cpu_wtype_get_isa(KP_DTYPE_F16, (kp_isa)l);
+        const kp_cpu_wtype *wt = kp_cpu_wtype_get_isa(KP_DTYPE_BF16, (kp_isa)l);
         assert_true(wt->work_size(cols, n) >= sizeof h);
+        memset(h, 0, sizeof h);
         wt->prepare(h, x, n, cols, &w.t);
         for (int i = 0; i < n * cols; i++) {
-            /* nearest half: no other half is closer (ties checked in ops-f16) */
-            double d = fabs(ref_half(h[i]) - x[i]);
-            assert_true(d <= fabs(ref_half((uint16_t)(h[i] + 1)) - x[i]));
-            if (h[i] & 0x7fff)
-                assert_true(d <= fabs(ref_half((uint16_t)(h[i] - 1)) - x[i]));
+            if (isnan(x[i])) {
+                assert_true(isnan(ref_bf16(h[i])));
+                assert_true(h[i] & 0x40); /* quiet */
+            } else {
+                assert_int_equal(h[i], to_bf16(x[i]));
+            }
         }
-        tw_free(&w);
+        assert_int_equal(h[3], 0x3f80);
+        assert_int_equal(h[4], 0x3f82);
+        assert_int_equal(h[5], 0x7f80);
+        assert_int_equal(h[6], 0xff80);
+        assert_true(h[7] != 0 && h[8] != 0x8000 && h[20] != 0);
     }
-    tw_make(&w, KP_DTYPE_BF16, 1, 1, 0, &one);
-    const kp_cpu_wtype *wt = kp_cpu_wtype_get_isa(KP_DTYPE_BF16, KP_ISA_SCALAR);
-    wt->prepare(h, x, n, cols, &w.t);
-    for (int i = 0; i < n * cols; i++)
-        assert_int_equal(h[i], to_bf16(x[i]));
     tw_free(&w);
 }
 
