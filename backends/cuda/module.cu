@@ -88,7 +88,9 @@ static const kp_backend_ops ops = {
     "cuda",            kc_destroy,  kc_buf_alloc,  kc_buf_free,        kc_upload,  kc_download,
     kc_sync,           kc_place_weight, kc_release_weight, kc_mem_info, kc_supports, kc_embedding,
     kc_rmsnorm,        kc_matmul_work_size, kc_matmul, kc_add_row,      kc_add,     kc_rope,
-    kc_kv_store,       kc_attention, kc_swiglu,
+    kc_kv_store,       kc_attention,
+    nullptr, /* attention_batch: the decoder makes one attention call per session */
+    kc_swiglu,
 };
 
 static kp_status backend_new(const kp_allocator *a, kp_backend **out, char *why, size_t cap)
