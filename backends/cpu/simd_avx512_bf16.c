@@ -17,15 +17,26 @@
 #define TILE_R 4
 #define TILE_T 3
 
-static inline __attribute__((always_inline)) __m512bh ld32(const uint16_t *p, int64_t i)
-{
-    return (__m512bh)_mm512_loadu_si512((const void *)(p + i));
-}
-
 static inline __attribute__((always_inline)) __m512bh ld32m(__mmask32 m, const uint16_t *p,
                                                              int64_t i)
 {
     return (__m512bh)_mm512_maskz_loadu_epi16(m, p + i);
+}
+
+/* One 32-column step at column c into acc: the x vectors loaded once for all R rows; `m`
+ * selects the columns (all 32 but in the tail). */
+static inline __attribute__((always_inline)) void
+step32(__m512 acc[TILE_R][TILE_T], const uint16_t *w, int64_t ws, int R, const uint16_t *x, int64_t xs,
+       int T, int64_t c, __mmask32 m)
+{
+    __m512bh xv[TILE_T];
+    UNROLL for (int t = 0; t < T; t++)
+        xv[t] = ld32m(m, x, t * xs + c);
+    UNROLL for (int i = 0; i < R; i++) {
+        __m512bh wv = ld32m(m, w, i * ws + c);
+        UNROLL for (int t = 0; t < T; t++)
+            acc[i][t] = _mm512_dpbf16_ps(acc[i][t], wv, xv[t]);
+    }
 }
 
 /* R rows x T tokens; every (row, token) pair gets the same schedule in any tile shape (two
@@ -37,47 +48,21 @@ dense_tile(float *y, int64_t ys, const uint16_t *w, int64_t ws, int R, const uin
            int64_t xs, int T, int64_t cols)
 {
     __m512 a0[TILE_R][TILE_T], a1[TILE_R][TILE_T];
-    __m512bh xv[TILE_T];
     UNROLL for (int i = 0; i < R; i++)
         UNROLL for (int t = 0; t < T; t++)
             a0[i][t] = a1[i][t] = _mm512_setzero_ps();
+    const __mmask32 all = (__mmask32)0xffffffffu;
     int64_t c = 0;
     for (; c + 64 <= cols; c += 64) {
-        UNROLL for (int t = 0; t < T; t++)
-            xv[t] = ld32(x, t * xs + c);
-        UNROLL for (int i = 0; i < R; i++) {
-            __m512bh wv = ld32(w, i * ws + c);
-            UNROLL for (int t = 0; t < T; t++)
-                a0[i][t] = _mm512_dpbf16_ps(a0[i][t], wv, xv[t]);
-        }
-        UNROLL for (int t = 0; t < T; t++)
-            xv[t] = ld32(x, t * xs + c + 32);
-        UNROLL for (int i = 0; i < R; i++) {
-            __m512bh wv = ld32(w, i * ws + c + 32);
-            UNROLL for (int t = 0; t < T; t++)
-                a1[i][t] = _mm512_dpbf16_ps(a1[i][t], wv, xv[t]);
-        }
+        step32(a0, w, ws, R, x, xs, T, c, all);
+        step32(a1, w, ws, R, x, xs, T, c + 32, all);
     }
     if (c + 32 <= cols) {
-        UNROLL for (int t = 0; t < T; t++)
-            xv[t] = ld32(x, t * xs + c);
-        UNROLL for (int i = 0; i < R; i++) {
-            __m512bh wv = ld32(w, i * ws + c);
-            UNROLL for (int t = 0; t < T; t++)
-                a0[i][t] = _mm512_dpbf16_ps(a0[i][t], wv, xv[t]);
-        }
+        step32(a0, w, ws, R, x, xs, T, c, all);
         c += 32;
     }
-    if (c < cols) {
-        const __mmask32 m = (__mmask32)((1u << (cols - c)) - 1);
-        UNROLL for (int t = 0; t < T; t++)
-            xv[t] = ld32m(m, x, t * xs + c);
-        UNROLL for (int i = 0; i < R; i++) {
-            __m512bh wv = ld32m(m, w, i * ws + c);
-            UNROLL for (int t = 0; t < T; t++)
-                a1[i][t] = _mm512_dpbf16_ps(a1[i][t], wv, xv[t]);
-        }
-    }
+    if (c < cols)
+        step32(a1, w, ws, R, x, xs, T, c, (__mmask32)((1u << (cols - c)) - 1));
     UNROLL for (int i = 0; i < R; i++)
         UNROLL for (int t = 0; t < T; t++)
             y[t * ys + i] = _mm512_reduce_add_ps(_mm512_add_ps(a0[i][t], a1[i][t]));
