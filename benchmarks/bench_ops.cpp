@@ -232,7 +232,9 @@ void register_all()
         int n_head, n_kv, hd, pos0, n_tok;
     };
     const Att atts[] = {{6, 6, 48, 255, 1}, {32, 8, 128, 511, 1}, {32, 8, 128, 2047, 1},
-                        {32, 8, 128, 0, 32}};
+                        {32, 8, 128, 0, 32},
+                        /* the 110M benchmark model: decode and the last prompt chunk at 2048 */
+                        {12, 12, 64, 2047, 1}, {12, 12, 64, 1536, 512}};
     std::vector<kp_isa> vlev = {KP_ISA_SCALAR};
     if (kp_cpu_isa_detected() >= KP_ISA_AVX2)
         vlev.push_back(KP_ISA_AVX2);

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "ops_test.h"
+#include "lib/tensor.h"
 
 typedef struct acase {
     int n_head, n_head_kv, hd, pos0, n_tok;
@@ -197,6 +198,42 @@ static void test_threads_identical(void **state)
         be[k]->ops->destroy(be[k]);
 }
 
+/* A score is the same bits whether its position is scored in a block (the SIMD kernels reduce
+ * 8 or 16 positions' sums in one transposed tree) or alone (one reduction each). */
+static void test_scores_blocks_equal_single(void **state)
+{
+    (void)state;
+    static const int hds[] = {1, 7, 16, 17, 40, 64, 100, 128, 255};
+    enum { NP = 53, STRIDE = 300 };
+    test_rng rng = {24};
+    float *q = xmalloc(256 * 4), *kf = xmalloc((size_t)NP * STRIDE * 4), *all = xmalloc(NP * 4);
+    uint16_t *kh = xmalloc((size_t)NP * STRIDE * 2);
+    fill_gauss(&rng, q, 256, 1.0f);
+    fill_gauss(&rng, kf, (size_t)NP * STRIDE, 1.0f);
+    for (size_t i = 0; i < (size_t)NP * STRIDE; i++)
+        kh[i] = kp_f32_to_f16(kf[i]);
+    for (int l = KP_ISA_AVX2; l <= (int)kp_cpu_isa_detected(); l++) {
+        const kp_cpu_vec *vec = kp_cpu_vec_get((kp_isa)l);
+        for (size_t hi = 0; hi < sizeof hds / sizeof *hds; hi++)
+            for (int f16 = 0; f16 < 2; f16++) {
+                const void *k = f16 ? (const void *)kh : (const void *)kf;
+                const int hd = hds[hi];
+                vec->scores(all, q, k, STRIDE, NP, hd, 0.125f, f16);
+                for (int p = 0; p < NP; p++) {
+                    float one;
+                    vec->scores(&one, q, (const char *)k + (size_t)p * STRIDE * (f16 ? 2 : 4), STRIDE, 1, hd,
+                                0.125f, f16);
+                    if (memcmp(&one, &all[p], 4) != 0) {
+                        fprintf(stderr, "%s hd %d %s position %d: %.9g in a block, %.9g alone\n",
+                                kp_isa_name((kp_isa)l), hd, f16 ? "f16" : "f32", p, all[p], one);
+                        fail();
+                    }
+                }
+            }
+    }
+    free(q), free(kf), free(kh), free(all);
+}
+
 int main(void)
 {
     for (int l = KP_ISA_AVX2; l < KP_ISA_COUNT; l++)
@@ -205,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_attention_reference),
         cmocka_unit_test(test_batched_equals_stepwise),
         cmocka_unit_test(test_threads_identical),
+        cmocka_unit_test(test_scores_blocks_equal_single),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
