@@ -16,7 +16,7 @@
 #include "backends/cpu/cpu_features.h"
 #include "backends/cpu/quant/repack.h"
 
-static const kp_dtype types[] = {KP_DTYPE_Q4_0, KP_DTYPE_Q4_1, KP_DTYPE_Q8_0, KP_DTYPE_Q4_K, KP_DTYPE_Q5_K};
+static const kp_dtype types[] = {KP_DTYPE_Q4_0, KP_DTYPE_Q4_1, KP_DTYPE_Q8_0, KP_DTYPE_Q4_K, KP_DTYPE_Q5_K, KP_DTYPE_Q6_K};
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint32_t rnd(void)
@@ -40,6 +40,13 @@ static void random_matrix(kp_dtype t, int64_t rows, int64_t cols, uint8_t *w, in
         const int k4 = t == KP_DTYPE_Q4_K || t == KP_DTYPE_Q5_K;
         if (extreme && k4) /* largest scales, mins and values */
             memset(blk + 4, 0xFF, bb - 4);
+        if (t == KP_DTYPE_Q6_K) { /* values, scales, then d; extreme: q = 0 (-32), scales -128 */
+            kp_blk_q6_k *k6 = (kp_blk_q6_k *)(void *)blk;
+            if (extreme)
+                memset(k6->scales, 0x80, sizeof k6->scales);
+            k6->d = kp_f32_to_f16(0.0005f + 0.002f * urand());
+            continue;
+        }
         uint16_t d = kp_f32_to_f16(0.001f + 0.05f * urand()), m = kp_f32_to_f16(-0.2f + 0.4f * urand());
         if (k4) {
             d = kp_f32_to_f16(0.0005f + 0.002f * urand());
@@ -72,7 +79,9 @@ static void test_supported(void **state)
     assert_false(kp_r8_supported(&w));
     make_tensor(&w, KP_DTYPE_Q5_K, 16, 512, buf);
     assert_true(kp_r8_supported(&w));
-    make_tensor(&w, KP_DTYPE_Q6_K, 8, 256, buf); /* no packed kernels for Q6_K */
+    make_tensor(&w, KP_DTYPE_Q6_K, 8, 256, buf);
+    assert_true(kp_r8_supported(&w));
+    make_tensor(&w, KP_DTYPE_Q5_0, 8, 256, buf); /* no packed kernels for Q5_0 */
     assert_false(kp_r8_supported(&w));
     make_tensor(&w, KP_DTYPE_F32, 8, 64, buf);
     assert_false(kp_r8_supported(&w));

@@ -1,4 +1,4 @@
-/* x86 kernels for packed (KP_LAYOUT_R8) Q4_0, Q4_1, Q8_0, Q4_K and Q5_K matrices: a tile of 8 rows by up to
+/* x86 kernels for packed (KP_LAYOUT_R8) Q4_0, Q4_1, Q8_0, Q4_K, Q5_K and Q6_K matrices: a tile of 8 rows by up to
  * KP_RT tokens. Each weight piece is loaded once per tile and each activation piece is
  * broadcast once per 8 rows; lanes are rows, so the 8 outputs of a tile row are one store.
  * Compiled twice, like quant_x86.c: AVX2 (vpdpbusd done as maddubs + madd) and AVX-512 VNNI
@@ -216,6 +216,64 @@ static KP_AI void tile_q5_k(const kp_r8_q5_k *u, int64_t nb, const tile_act *a, 
     tile_k4((const uint8_t *)u, sizeof *u, 1, nb, a, nt, acc);
 }
 
+/* Q6_K: values q in 0..63 stand for q - 32. Per 16-element sub-block the 8 rows' sums of
+ * q * a times their int8 scales (exact int32), minus 32 times the scales against the activation
+ * block sums (int16 pairs); then per super-block (d_w d_a) * sum, as the scalar reference.
+ * Byte l of a half's ql holds elements l and l+64 (low and high nibble; l < 32) or l and l+64
+ * after +32 (l >= 32); qh byte l holds the two top bits of elements l, l+32, l+64, l+96. */
+static KP_AI void tile_q6_k(const kp_r8_q6_k *u, int64_t nb, const tile_act *a, int nt, __m256 *acc)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    KP_UNROLL_T for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const kp_r8_q6_k *ub = u + b;
+        __m256i isum[KP_RT];
+        KP_UNROLL_T for (int t = 0; t < nt; t++) isum[t] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++)
+            for (int g = 0; g < 2; g++) { /* pieces 4g..4g+3 of the half: sub-blocks 8h + g + 2v */
+                __m256i w[4][4];          /* [v][k]: elements 128h + 32v + 16g + 4k, 4 per row */
+                for (int k = 0; k < 4; k++) {
+                    const uint8_t *st = ub->q[8 * h + 4 * g + k][0];
+                    const __m256i la = ld(st), lb = ld(st + 32), hb = ld(st + 64);
+                    w[0][k] = _mm256_or_si256(_mm256_and_si256(la, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
+                    w[1][k] = _mm256_or_si256(_mm256_and_si256(lb, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
+                    w[2][k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(la, 4), m4), _mm256_and_si256(hb, m30));
+                    w[3][k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lb, 4), m4),
+                                              _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
+                }
+                __m256i sc[4];
+                for (int v = 0; v < 4; v++)
+                    sc[v] = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)ub->sc[8 * h + g + 2 * v]));
+                KP_UNROLL_T for (int t = 0; t < nt; t++) {
+                    const int8_t *q = a->q[t] + b * KP_QKK + 128 * h + 16 * g;
+                    for (int v = 0; v < 4; v++) {
+                        __m256i s = dpb(_mm256_setzero_si256(), w[v][0], bc4(q + 32 * v));
+                        s = dpb(s, w[v][1], bc4(q + 32 * v + 4));
+                        s = dpb(s, w[v][2], bc4(q + 32 * v + 8));
+                        s = dpb(s, w[v][3], bc4(q + 32 * v + 12));
+                        isum[t] = _mm256_add_epi32(isum[t], _mm256_mullo_epi32(s, sc[v]));
+                    }
+                }
+            }
+        __m256i sp[8]; /* lane r: (sc[2j][r], sc[2j+1][r]) as int16 */
+        for (int j = 0; j < 8; j++)
+            sp[j] = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)ub->sc[2 * j]),
+                                                           _mm_loadl_epi64((const __m128i *)ub->sc[2 * j + 1])));
+        const __m256 dw = f16x8(ub->d);
+        KP_UNROLL_T for (int t = 0; t < nt; t++) {
+            const int16_t *bs = a->bs[t] + 16 * b;
+            __m256i corr = _mm256_setzero_si256();
+            for (int j = 0; j < 8; j++) {
+                const __m256i pair =
+                    _mm256_set1_epi32((int)((uint32_t)(uint16_t)bs[2 * j] | ((uint32_t)(uint16_t)bs[2 * j + 1] << 16)));
+                corr = _mm256_add_epi32(corr, _mm256_madd_epi16(sp[j], pair));
+            }
+            const __m256i sum = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(corr, 5));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(dw, _mm256_set1_ps(a->d[t][b])), acc[t]);
+        }
+    }
+}
+
 /* y[t*rows + r] for the 8-row groups in [r0, r1) (multiples of 8: the matmul splits work in
  * whole groups) and every token, KP_RT tokens per pass over a group's weights. */
 #define KP_R8_ROWS(fname, unit_t, tile, kind, elems)                                                        \
@@ -249,6 +307,7 @@ KP_R8_ROWS(rows_q4_1, kp_r8_q4_1, tile_q4_1, KP_ACT_Q8_1, KP_QK)
 KP_R8_ROWS(rows_q8_0, kp_r8_q8_0, tile_q8_0, KP_ACT_Q8_0, KP_QK)
 KP_R8_ROWS(rows_q4_k, kp_r8_q4_k, tile_q4_k, KP_ACT_Q8_K, KP_QKK)
 KP_R8_ROWS(rows_q5_k, kp_r8_q5_k, tile_q5_k, KP_ACT_Q8_K, KP_QKK)
+KP_R8_ROWS(rows_q6_k, kp_r8_q6_k, tile_q6_k, KP_ACT_Q8_K, KP_QKK)
 
 /* ---- activation rows (Q8_0 / Q8_1 with block sums), the scalar quantizer's arithmetic done 8
  * lanes at a time: the same multiply, clamp and add-magic rounding per element, and max and
@@ -327,6 +386,7 @@ static const kp_cpu_wtype r8_q4_1 = {kp_quant_work_size_q8_1, prepare_q8_1, rows
 static const kp_cpu_wtype r8_q8_0 = {kp_quant_work_size_q8_0, prepare_q8_0, rows_q8_0, kp_r8_dequant_row};
 static const kp_cpu_wtype r8_q4_k = {kp_quant_work_size_q8_k, kp_quant_prepare_q8_k, rows_q4_k, kp_r8_dequant_row};
 static const kp_cpu_wtype r8_q5_k = {kp_quant_work_size_q8_k, kp_quant_prepare_q8_k, rows_q5_k, kp_r8_dequant_row};
+static const kp_cpu_wtype r8_q6_k = {kp_quant_work_size_q8_k, kp_quant_prepare_q8_k, rows_q6_k, kp_r8_dequant_row};
 
 const kp_cpu_wtype *KP_RV(kp_r8_get)(kp_dtype t)
 {
@@ -336,6 +396,7 @@ const kp_cpu_wtype *KP_RV(kp_r8_get)(kp_dtype t)
     case KP_DTYPE_Q8_0: return &r8_q8_0;
     case KP_DTYPE_Q4_K: return &r8_q4_k;
     case KP_DTYPE_Q5_K: return &r8_q5_k;
+    case KP_DTYPE_Q6_K: return &r8_q6_k;
     default: return NULL;
     }
 }

@@ -11,16 +11,21 @@
 typedef struct r8_fmt {
     size_t blk, unit;
     int elems, hw, q, qh;
+    int q6; /* Q6_K: values first, then scales and d (see move_q6_k) */
 } r8_fmt;
+
+/* the largest file block of a packed type */
+#define R8_MAX_BLK sizeof(kp_blk_q6_k)
 
 static int fmt_of(kp_dtype t, r8_fmt *f)
 {
     switch (t) {
-    case KP_DTYPE_Q4_0: *f = (r8_fmt){sizeof(kp_blk_q4_0), sizeof(kp_r8_q4_0), KP_QK, 1, 16, 0}; return 1;
-    case KP_DTYPE_Q4_1: *f = (r8_fmt){sizeof(kp_blk_q4_1), sizeof(kp_r8_q4_1), KP_QK, 2, 16, 0}; return 1;
-    case KP_DTYPE_Q8_0: *f = (r8_fmt){sizeof(kp_blk_q8_0), sizeof(kp_r8_q8_0), KP_QK, 1, 32, 0}; return 1;
-    case KP_DTYPE_Q4_K: *f = (r8_fmt){sizeof(kp_blk_q4_k), sizeof(kp_r8_q4_k), KP_QKK, 2, 128, 0}; return 1;
-    case KP_DTYPE_Q5_K: *f = (r8_fmt){sizeof(kp_blk_q5_k), sizeof(kp_r8_q5_k), KP_QKK, 2, 128, 32}; return 1;
+    case KP_DTYPE_Q4_0: *f = (r8_fmt){sizeof(kp_blk_q4_0), sizeof(kp_r8_q4_0), KP_QK, 1, 16, 0, 0}; return 1;
+    case KP_DTYPE_Q4_1: *f = (r8_fmt){sizeof(kp_blk_q4_1), sizeof(kp_r8_q4_1), KP_QK, 2, 16, 0, 0}; return 1;
+    case KP_DTYPE_Q8_0: *f = (r8_fmt){sizeof(kp_blk_q8_0), sizeof(kp_r8_q8_0), KP_QK, 1, 32, 0, 0}; return 1;
+    case KP_DTYPE_Q4_K: *f = (r8_fmt){sizeof(kp_blk_q4_k), sizeof(kp_r8_q4_k), KP_QKK, 2, 128, 0, 0}; return 1;
+    case KP_DTYPE_Q5_K: *f = (r8_fmt){sizeof(kp_blk_q5_k), sizeof(kp_r8_q5_k), KP_QKK, 2, 128, 32, 0}; return 1;
+    case KP_DTYPE_Q6_K: *f = (r8_fmt){sizeof(kp_blk_q6_k), sizeof(kp_r8_q6_k), KP_QKK, 0, 128, 64, 1}; return 1;
     default: return 0;
     }
 }
@@ -73,8 +78,29 @@ static void move_pieces(uint8_t *uq, uint8_t *bq, int bytes, int r, int to_unit)
         to_unit ? memcpy(uq + 32 * c + 4 * r, bq + 4 * c, 4) : memcpy(bq + 4 * c, uq + 32 * c + 4 * r, 4);
 }
 
+static void move_q6_k(uint8_t *unit, int r, uint8_t *blk, int to_unit)
+{
+    kp_r8_q6_k *u = (kp_r8_q6_k *)(void *)unit;
+    kp_blk_q6_k *b = (kp_blk_q6_k *)(void *)blk;
+    for (int c = 0; c < 32; c++) { /* ql piece c: half c / 16, step piece c % 8, slot (c / 8) % 2 */
+        uint8_t *up = u->q[8 * (c >> 4) + (c & 7)][(c >> 3) & 1] + 4 * r;
+        to_unit ? memcpy(up, b->ql + 4 * c, 4) : memcpy(b->ql + 4 * c, up, 4);
+    }
+    for (int c = 0; c < 16; c++) {
+        uint8_t *up = u->q[c][2] + 4 * r; /* qh piece c: half c / 8, step piece c % 8 */
+        to_unit ? memcpy(up, b->qh + 4 * c, 4) : memcpy(b->qh + 4 * c, up, 4);
+    }
+    for (int j = 0; j < 16; j++)
+        to_unit ? (void)(u->sc[j][r] = b->scales[j]) : (void)(b->scales[j] = u->sc[j][r]);
+    to_unit ? (void)(u->d[r] = b->d) : (void)(b->d = u->d[r]);
+}
+
 static void move_block(const r8_fmt *f, uint8_t *unit, int r, uint8_t *blk, int to_unit)
 {
+    if (f->q6) {
+        move_q6_k(unit, r, blk, to_unit);
+        return;
+    }
     for (int k = 0; k < f->hw; k++) {
         uint8_t *u = unit + (size_t)(k * KP_R8 + r) * 2;
         to_unit ? memcpy(u, blk + 2 * k, 2) : memcpy(blk + 2 * k, u, 2);
@@ -127,7 +153,7 @@ void kp_r8_dequant_row(const kp_tensor *w, int64_t row, float *dst)
     r8_fmt f;
     if (!fmt_of(w->dtype, &f))
         return;
-    uint8_t blk[sizeof(kp_blk_q5_k)];
+    uint8_t blk[R8_MAX_BLK];
     for (int64_t b = 0; b < w->ne[0] / f.elems; b++) {
         unpack_block(w, &f, row, b, blk);
         kp_qdequant(w->dtype, blk, f.elems, dst + b * f.elems);
@@ -146,11 +172,12 @@ static void r8_rows_scalar(float *y, const kp_tensor *w, const void *work, const
     const kp_qdot_fn dot = w->dtype == KP_DTYPE_Q4_0 ? kp_qdot_q4_0_scalar
                          : w->dtype == KP_DTYPE_Q4_1 ? kp_qdot_q4_1_scalar
                          : w->dtype == KP_DTYPE_Q4_K ? kp_qdot_q4_k_scalar
-                         : w->dtype == KP_DTYPE_Q5_K ? kp_qdot_q5_k_scalar : kp_qdot_q8_0_scalar;
+                         : w->dtype == KP_DTYPE_Q5_K ? kp_qdot_q5_k_scalar
+                         : w->dtype == KP_DTYPE_Q6_K ? kp_qdot_q6_k_scalar : kp_qdot_q8_0_scalar;
     const kp_act_kind kind = (kp_act_kind)kp_act_kind_for(w->dtype);
     const int64_t cols = w->ne[0], rows = kp_tensor_nrows(w), e = f.elems;
     const size_t arb = kp_act_row_bytes(kind, cols);
-    uint8_t blk[sizeof(kp_blk_q5_k)];
+    uint8_t blk[R8_MAX_BLK];
     _Alignas(64) uint8_t a1[KP_QKK + 64]; /* q[e] | d | s (Q8_1) or bsums[16] (Q8_K) */
     for (int64_t r = r0; r < r1; r++)
         for (int t = 0; t < n; t++) {
@@ -192,5 +219,5 @@ const kp_cpu_wtype *kp_r8_wtype_get(kp_dtype t, kp_isa isa)
     (void)isa;
 #endif
     return w ? w : t == KP_DTYPE_Q4_1 ? &r8_scalar_q8_1
-         : t == KP_DTYPE_Q4_K || t == KP_DTYPE_Q5_K ? &r8_scalar_q8_k : &r8_scalar_q8_0;
+         : t == KP_DTYPE_Q4_K || t == KP_DTYPE_Q5_K || t == KP_DTYPE_Q6_K ? &r8_scalar_q8_k : &r8_scalar_q8_0;
 }

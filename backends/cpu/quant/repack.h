@@ -1,4 +1,4 @@
-/* KP_LAYOUT_R8: how the CPU backend rearranges Q4_0, Q4_1 and Q8_0 matrices at load, so that
+/* KP_LAYOUT_R8: how the CPU backend rearranges Q4_0, Q4_1, Q8_0 and K-quant matrices at load, so that
  * a prompt batch is a register-blocked GEMM instead of one dot product per row and token.
  *
  * Rows are taken 8 at a time (a matrix qualifies when its row count is a multiple of 8). For
@@ -31,13 +31,21 @@ typedef struct {
     uint8_t qh[KP_R8 * 32], qs[KP_R8 * 128];
 } kp_r8_q5_k;
 
+/* Q6_K: F16 d[8] | the 16 int8 scales, [sub-block][row] | the value bytes in the order the
+ * kernel reads them, so the unit is one forward stream: 16 steps of 96 bytes, step 8h + p (half
+ * h, p < 8) = ql piece 16h + p, ql piece 16h + 8 + p, qh piece 8h + p, each 8 rows' pieces as
+ * above. (Three separate forward streams ran at half the bandwidth in decode.) Same size as the
+ * 8 blocks. */
+typedef struct { uint16_t d[KP_R8]; int8_t sc[16][KP_R8]; uint8_t q[16][3][32]; } kp_r8_q6_k;
+
 _Static_assert(sizeof(kp_r8_q4_0) == 8 * sizeof(kp_blk_q4_0), "r8 q4_0 unit");
 _Static_assert(sizeof(kp_r8_q4_1) == 8 * sizeof(kp_blk_q4_1), "r8 q4_1 unit");
 _Static_assert(sizeof(kp_r8_q8_0) == 8 * sizeof(kp_blk_q8_0), "r8 q8_0 unit");
 _Static_assert(sizeof(kp_r8_q4_k) == 1184, "r8 q4_K unit");
 _Static_assert(sizeof(kp_r8_q5_k) == 1440, "r8 q5_K unit");
+_Static_assert(sizeof(kp_r8_q6_k) == 8 * sizeof(kp_blk_q6_k), "r8 q6_K unit");
 
-/* Whether `w` (file layout, host memory) can be packed: Q4_0, Q4_1, Q8_0, Q4_K or Q5_K, a whole
+/* Whether `w` (file layout, host memory) can be packed: Q4_0, Q4_1, Q8_0, Q4_K, Q5_K or Q6_K, a whole
  * number of blocks per row and of 8-row groups. */
 int kp_r8_supported(const kp_tensor *w);
 /* Bytes of the packed copy of `w`. */
