@@ -1,13 +1,20 @@
 /* Causal attention over the KV cache (llama2.c's loop: scores, softmax, weighted sum of
  * values), arranged for the memory system: the query heads that share a KV head (grouped-query
  * attention) are handled together, position block by position block, so each block of K and V
- * is read from memory once and then hit in cache by every head of the group. A head's
- * arithmetic is the same as one head alone (the value sums continue across blocks exactly),
- * so the grouping never changes a result. A head's tokens run in order: they share one scratch
- * row. */
+ * is read from memory once and then hit in cache by every head of the group. A prompt's tokens
+ * are handled the same way, up to TILE_TOKENS at a time: without that, each token of a long
+ * prompt streamed all of K and V from L2/L3 again (at 2048 positions, a head's K and V are
+ * 1 MiB at F32), and that traffic, not arithmetic, bounded prompt attention. Every (token, head)
+ * row gets the same kernel calls on the same position blocks as alone (the value sums continue
+ * across blocks exactly), so tiling and grouping never change a result. */
 #include "simd.h"
 
-void kp_cpu_attention_heads(const kp_attn_args *a, const kp_cpu_vec *vec, int h0, int h1)
+#include "../../lib/internal.h"
+
+#define TILE_TOKENS 8
+#define TILE_MAX_BYTES ((int64_t)4 << 20) /* fewer tokens a tile at very long contexts */
+
+void kp_cpu_attention_heads(const kp_attn_args *a, const kp_cpu_vec *vec, const kp_allocator *alloc, int h0, int h1)
 {
     const int hd = a->head_dim, q_dim = a->n_head * hd, kv_dim = a->n_head_kv * hd;
     const int group = a->n_head / a->n_head_kv;
@@ -22,23 +29,41 @@ void kp_cpu_attention_heads(const kp_attn_args *a, const kp_cpu_vec *vec, int h0
         const int he = (kvh + 1) * group < h1 ? (kvh + 1) * group : h1; /* heads [hs, he) */
         const char *k = (const char *)a->k_cache + (int64_t)kvh * hd * es;
         const char *v = (const char *)a->v_cache + (int64_t)kvh * hd * es;
-        for (int t = 0; t < a->n_tok; t++) {
-            const int np = a->pos0 + t + 1;
-            for (int p0 = 0; p0 < np; p0 += pb) {
-                const int len = np - p0 < pb ? np - p0 : pb;
+        /* score rows: a tile's own buffer, or (one token at a time, also when that allocation
+         * fails) the caller's scratch row of each head */
+        const int64_t row_bytes = (int64_t)(he - hs) * span * (int64_t)sizeof(float);
+        int tq = a->n_tok < TILE_TOKENS ? a->n_tok : TILE_TOKENS;
+        while (tq > 1 && tq * row_bytes > TILE_MAX_BYTES)
+            tq /= 2;
+        const size_t tile_bytes = (size_t)tq * (size_t)row_bytes;
+        float *tile = tq > 1 ? kp_alloc(alloc, tile_bytes) : NULL;
+        if (!tile)
+            tq = 1;
+#define ROW(t, h) (tile ? tile + ((int64_t)((t) - t0) * (he - hs) + ((h) - hs)) * span : a->scratch + (h) * span)
+        for (int t0 = 0; t0 < a->n_tok; t0 += tq) {
+            const int t1 = t0 + tq < a->n_tok ? t0 + tq : a->n_tok;
+            const int np_max = a->pos0 + t1;
+            for (int p0 = 0; p0 < np_max; p0 += pb)
+                for (int t = t0; t < t1; t++) {
+                    const int np = a->pos0 + t + 1, len = np - p0 < pb ? np - p0 : pb;
+                    for (int h = hs; h < he && len > 0; h++)
+                        vec->scores(ROW(t, h) + p0, a->q + (int64_t)t * q_dim + (int64_t)h * hd,
+                                    k + (int64_t)p0 * kv_dim * es, kv_dim, len, hd, a->scale, f16);
+                }
+            for (int t = t0; t < t1; t++)
                 for (int h = hs; h < he; h++)
-                    vec->scores(a->scratch + h * span + p0, a->q + (int64_t)t * q_dim + (int64_t)h * hd,
-                                k + (int64_t)p0 * kv_dim * es, kv_dim, len, hd, a->scale, f16);
-            }
-            for (int h = hs; h < he; h++)
-                kp_cpu_softmax_f32(a->scratch + h * span, np);
-            for (int p0 = 0; p0 < np; p0 += pb) {
-                const int len = np - p0 < pb ? np - p0 : pb;
-                for (int h = hs; h < he; h++)
-                    vec->wsum(a->out + (int64_t)t * q_dim + (int64_t)h * hd, a->scratch + h * span + p0,
-                              v + (int64_t)p0 * kv_dim * es, kv_dim, len, hd, f16, p0 > 0);
-            }
+                    vec->softmax(ROW(t, h), a->pos0 + t + 1);
+            for (int p0 = 0; p0 < np_max; p0 += pb)
+                for (int t = t0; t < t1; t++) {
+                    const int np = a->pos0 + t + 1, len = np - p0 < pb ? np - p0 : pb;
+                    for (int h = hs; h < he && len > 0; h++)
+                        vec->wsum(a->out + (int64_t)t * q_dim + (int64_t)h * hd, ROW(t, h) + p0,
+                                  v + (int64_t)p0 * kv_dim * es, kv_dim, len, hd, f16, p0 > 0);
+                }
         }
+#undef ROW
+        if (tile)
+            kp_dealloc(alloc, tile, tile_bytes);
         hs = he;
     }
 }

@@ -104,7 +104,7 @@ static void wsum(float *out, const float *att, const void *v, int64_t stride, in
             out[i] += att[p] * elem(v, p * stride + i, f16);
 }
 
-static const kp_cpu_vec vec_scalar = {scores, wsum};
+static const kp_cpu_vec vec_scalar = {scores, wsum, kp_cpu_softmax_f32};
 
 const kp_cpu_vec *kp_cpu_vec_get(kp_isa isa)
 {

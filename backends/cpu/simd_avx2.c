@@ -3,6 +3,7 @@
  * Row kernels give each output row the same instruction sequence whether it is computed alone
  * or with its neighbours, so results do not depend on how rows are split between threads. */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "simd.h"
@@ -380,4 +381,31 @@ static void wsum(float *out, const float *att, const void *v, int64_t stride, in
     }
 }
 
-const kp_cpu_vec kp_cpu_vec_avx2 = {scores, wsum};
+/* As the AVX-512 softmax: lanes start at x[0], max_ps(x, m) keeps m for a NaN x. */
+static void softmax(float *x, int n)
+{
+    if (n <= 0)
+        return;
+    __m256 m = _mm256_set1_ps(x[0]);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        m = _mm256_max_ps(_mm256_loadu_ps(x + i), m);
+    for (; i < n; i++) /* the tail into lane 0, by the same rule */
+        m = _mm256_max_ps(_mm256_set1_ps(x[i]), m);
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    const float max = _mm_cvtss_f32(h);
+    float sum = 0.0f;
+    for (i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    const __m256 s = _mm256_set1_ps(sum);
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_div_ps(_mm256_loadu_ps(x + i), s));
+    for (; i < n; i++)
+        x[i] /= sum;
+}
+
+const kp_cpu_vec kp_cpu_vec_avx2 = {scores, wsum, softmax};

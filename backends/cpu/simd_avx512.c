@@ -1,6 +1,7 @@
 /* AVX-512 F/BW/VL/DQ kernels (512-bit float work; run only when detected). Same structure as
  * simd_avx2.c at twice the width; I8G stays on the AVX2 kernel below VNNI. */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "simd.h"
@@ -359,4 +360,30 @@ static void wsum(float *out, const float *att, const void *v, int64_t stride, in
     }
 }
 
-const kp_cpu_vec kp_cpu_vec_avx512 = {scores, wsum};
+/* Every lane starts at x[0] and max_ps(x, m) keeps m when x is NaN, as the scalar
+ * `x > max` does, so the maximum is the scalar one (a zero of the other sign at most, which
+ * gives the same x - max for every x). */
+static void softmax(float *x, int n)
+{
+    if (n <= 0)
+        return;
+    __m512 m = _mm512_set1_ps(x[0]);
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        m = _mm512_max_ps(_mm512_loadu_ps(x + i), m);
+    if (i < n)
+        m = _mm512_max_ps(_mm512_mask_loadu_ps(m, first_lanes(n - i), x + i), m);
+    const float max = _mm512_reduce_max_ps(m);
+    float sum = 0.0f;
+    for (i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    const __m512 s = _mm512_set1_ps(sum);
+    for (i = 0; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(x + i, _mm512_div_ps(_mm512_loadu_ps(x + i), s));
+    if (i < n)
+        _mm512_mask_storeu_ps(x + i, first_lanes(n - i), _mm512_div_ps(_mm512_maskz_loadu_ps(first_lanes(n - i), x + i), s));
+}
+
+const kp_cpu_vec kp_cpu_vec_avx512 = {scores, wsum, softmax};

@@ -148,7 +148,7 @@ static void test_batched_equals_stepwise(void **state)
     (void)state;
     test_rng rng = {22};
     kp_backend *be = new_backend(2);
-    const acase c = {8, 2, 32, 3, 5};
+    const acase c = {8, 2, 32, 300, 11}; /* two token tiles, several position blocks */
     abuf b;
     abuf_make(&b, &c, KP_KV_F32, &rng, be);
     kp_attn_args a = args_for(&c, KP_KV_F32, &b);
@@ -234,6 +234,36 @@ static void test_scores_blocks_equal_single(void **state)
     free(q), free(kf), free(kh), free(all);
 }
 
+/* The SIMD softmax writes the scalar one's bits: rows of every tail length, with ties, signed
+ * zeros, huge values, infinities and NaNs. */
+static void test_softmax_equals_scalar(void **state)
+{
+    (void)state;
+    test_rng rng = {25};
+    enum { N = 300 };
+    float *x = xmalloc(N * 4), *a = xmalloc(N * 4), *b = xmalloc(N * 4);
+    for (int trial = 0; trial < 200; trial++) {
+        const int n = trial < 40 ? trial + 1 : 1 + (int)(rng_u64(&rng) % N);
+        fill_gauss(&rng, x, (size_t)n, trial % 3 ? 4.0f : 40.0f);
+        for (int i = 0; i < n; i++) {
+            const uint32_t r = rng_u64(&rng) % 97;
+            x[i] = r == 0 ? 0.0f : r == 1 ? -0.0f : r == 2 && trial > 100 ? INFINITY : r == 3 && trial > 150 ? NAN
+                 : r == 4 ? x[0] : x[i];
+        }
+        for (int l = KP_ISA_AVX2; l <= (int)kp_cpu_isa_detected(); l++) {
+            memcpy(a, x, (size_t)n * 4);
+            memcpy(b, x, (size_t)n * 4);
+            kp_cpu_softmax_f32(a, n);
+            kp_cpu_vec_get((kp_isa)l)->softmax(b, n);
+            if (memcmp(a, b, (size_t)n * 4) != 0) {
+                fprintf(stderr, "%s softmax, trial %d, n %d\n", kp_isa_name((kp_isa)l), trial, n);
+                fail();
+            }
+        }
+    }
+    free(x), free(a), free(b);
+}
+
 int main(void)
 {
     for (int l = KP_ISA_AVX2; l < KP_ISA_COUNT; l++)
@@ -243,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_batched_equals_stepwise),
         cmocka_unit_test(test_threads_identical),
         cmocka_unit_test(test_scores_blocks_equal_single),
+        cmocka_unit_test(test_softmax_equals_scalar),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
