@@ -29,7 +29,11 @@ typedef struct kp_attn_args {
     int32_t pos0, n_tok;
     int32_t n_head, n_head_kv, head_dim;
     float scale;         /* usually 1/sqrt(head_dim) */
-    float *scratch;      /* device floats, at least n_head * (pos0 + n_tok); caller-owned */
+    /* device floats, caller-owned: scratch_tokens (>= 1) rows of pos0 + n_tok per head, head h's
+     * rows first at h * scratch_tokens * (pos0 + n_tok); a CPU backend scores that many of a
+     * prompt's tokens per pass over K and V */
+    float *scratch;
+    int32_t scratch_tokens;
 } kp_attn_args;
 
 typedef struct kp_backend_ops {

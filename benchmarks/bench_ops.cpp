@@ -137,7 +137,7 @@ void bm_attention(benchmark::State &st, kp_isa isa, kp_kv_type kt, int n_head, i
     const int span = pos0 + n_tok, kv_dim = n_kv * hd;
     const size_t es = kt == KP_KV_F16 ? 2 : 4;
     std::vector<float> q((size_t)n_tok * n_head * hd, 0.1f), out(q.size()),
-        scratch((size_t)n_head * span), kvf((size_t)span * kv_dim);
+        scratch((size_t)n_head * 8 * span), kvf((size_t)span * kv_dim);
     std::mt19937 rng(3);
     std::normal_distribution<float> nd;
     for (auto &v : kvf)
@@ -158,6 +158,7 @@ void bm_attention(benchmark::State &st, kp_isa isa, kp_kv_type kt, int n_head, i
     a.head_dim = hd;
     a.scale = 1.0f / std::sqrt((float)hd);
     a.scratch = scratch.data();
+    a.scratch_tokens = 8; // as a CPU session gives it
     IsaCap cap(isa);
     for (auto _ : st) {
         g_be->ops->attention(g_be, &a);

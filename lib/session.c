@@ -40,6 +40,17 @@ typedef struct act_sizes {
     size_t x, q, kv, hb, scratch, logits_row;
 } act_sizes;
 
+/* Attention score rows per head: 8 prompt tokens share each pass over K and V on the CPU (see
+ * backends/cpu/attention.c), fewer where that would pass 16 MiB; other devices keep their own. */
+static int32_t scratch_tokens_of(const kp_session *s)
+{
+    const size_t row = (size_t)s->m->cfg.n_head * (size_t)s->n_ctx * sizeof(float);
+    int32_t t = s->m->be->device == KP_DEVICE_CPU ? 8 : 1;
+    while (t > 1 && (size_t)t * row > ((size_t)16 << 20))
+        t /= 2;
+    return t;
+}
+
 static act_sizes sizes_of(const kp_session *s)
 {
     const kp_model_config *c = &s->m->cfg;
@@ -48,7 +59,7 @@ static act_sizes sizes_of(const kp_session *s)
     z.q = (size_t)KP_BATCH * c->n_head * c->head_dim;
     z.kv = (size_t)KP_BATCH * c->n_head_kv * c->head_dim;
     z.hb = (size_t)KP_BATCH * c->n_ff;
-    z.scratch = (size_t)c->n_head * s->n_ctx;
+    z.scratch = (size_t)c->n_head * s->n_ctx * (size_t)scratch_tokens_of(s);
     z.logits_row = (size_t)c->n_vocab;
     return z;
 }
@@ -93,6 +104,7 @@ static kp_status alloc_acts(kp_session *s)
     act_sizes z = sizes_of(s);
     a->work_size = work_size_of(s->m);
     a->logit_rows = 1;
+    a->scratch_tokens = scratch_tokens_of(s);
     if (!(a->x = dev_alloc(s, z.x * 4)) || !(a->xb = dev_alloc(s, z.x * 4)) ||
         !(a->xb2 = dev_alloc(s, z.x * 4)) || !(a->q = dev_alloc(s, z.q * 4)) ||
         !(a->att = dev_alloc(s, z.q * 4)) || !(a->k = dev_alloc(s, z.kv * 4)) ||

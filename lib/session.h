@@ -15,7 +15,8 @@
 
 typedef struct kp_acts {
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2;
-    float *attn_scratch; /* [n_head][n_ctx] */
+    float *attn_scratch; /* [n_head][scratch_tokens][n_ctx] */
+    int32_t scratch_tokens;
     void *work;          /* matmul activation workspace */
     size_t work_size;
     float *logits_dev;   /* [logit_rows][n_vocab] */

@@ -2,25 +2,22 @@
  * values), arranged for the memory system: the query heads that share a KV head (grouped-query
  * attention) are handled together, position block by position block, so each block of K and V
  * is read from memory once and then hit in cache by every head of the group. A prompt's tokens
- * are handled the same way, up to TILE_TOKENS at a time: without that, each token of a long
- * prompt streamed all of K and V from L2/L3 again (at 2048 positions, a head's K and V are
- * 1 MiB at F32), and that traffic, not arithmetic, bounded prompt attention. Every (token, head)
- * row gets the same kernel calls on the same position blocks as alone (the value sums continue
- * across blocks exactly), so tiling and grouping never change a result. */
+ * are handled the same way, as many at a time as the caller's scratch has rows per head (8 from
+ * a session): one token at a time, each token of a long prompt streamed all of K and V from
+ * L2/L3 again (at 2048 positions a head's K and V are 1 MiB at F32), and that traffic, not
+ * arithmetic, bounded prompt attention. Every (token, head) row gets the same kernel calls on
+ * the same position blocks as alone (the value sums continue across blocks exactly), so tiling
+ * and grouping never change a result. */
 #include "simd.h"
 
-#include "../../lib/internal.h"
-
-#define TILE_TOKENS 8
-#define TILE_MAX_BYTES ((int64_t)4 << 20) /* fewer tokens a tile at very long contexts */
-
-void kp_cpu_attention_heads(const kp_attn_args *a, const kp_cpu_vec *vec, const kp_allocator *alloc, int h0, int h1)
+void kp_cpu_attention_heads(const kp_attn_args *a, const kp_cpu_vec *vec, int h0, int h1)
 {
     const int hd = a->head_dim, q_dim = a->n_head * hd, kv_dim = a->n_head_kv * hd;
     const int group = a->n_head / a->n_head_kv;
     const int64_t span = (int64_t)a->pos0 + a->n_tok;
     const int f16 = a->kv_type == KP_KV_F16;
     const int64_t es = f16 ? 2 : 4;
+    const int tq = a->scratch_tokens > 1 ? a->scratch_tokens : 1;
     /* positions per block: about 16 KiB of K (or V) for this head, to stay in L1 */
     int pb = (int)(16384 / ((int64_t)hd * es));
     pb = pb < 16 ? 16 : pb;
@@ -29,17 +26,7 @@ void kp_cpu_attention_heads(const kp_attn_args *a, const kp_cpu_vec *vec, const 
         const int he = (kvh + 1) * group < h1 ? (kvh + 1) * group : h1; /* heads [hs, he) */
         const char *k = (const char *)a->k_cache + (int64_t)kvh * hd * es;
         const char *v = (const char *)a->v_cache + (int64_t)kvh * hd * es;
-        /* score rows: a tile's own buffer, or (one token at a time, also when that allocation
-         * fails) the caller's scratch row of each head */
-        const int64_t row_bytes = (int64_t)(he - hs) * span * (int64_t)sizeof(float);
-        int tq = a->n_tok < TILE_TOKENS ? a->n_tok : TILE_TOKENS;
-        while (tq > 1 && tq * row_bytes > TILE_MAX_BYTES)
-            tq /= 2;
-        const size_t tile_bytes = (size_t)tq * (size_t)row_bytes;
-        float *tile = tq > 1 ? kp_alloc(alloc, tile_bytes) : NULL;
-        if (!tile)
-            tq = 1;
-#define ROW(t, h) (tile ? tile + ((int64_t)((t) - t0) * (he - hs) + ((h) - hs)) * span : a->scratch + (h) * span)
+#define ROW(t, h) (a->scratch + ((int64_t)(h) * tq + ((t) - t0)) * span)
         for (int t0 = 0; t0 < a->n_tok; t0 += tq) {
             const int t1 = t0 + tq < a->n_tok ? t0 + tq : a->n_tok;
             const int np_max = a->pos0 + t1;
@@ -62,8 +49,6 @@ void kp_cpu_attention_heads(const kp_attn_args *a, const kp_cpu_vec *vec, const 
                 }
         }
 #undef ROW
-        if (tile)
-            kp_dealloc(alloc, tile, tile_bytes);
         hs = he;
     }
 }

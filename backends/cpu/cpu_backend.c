@@ -218,7 +218,6 @@ typedef struct attn_ctx {
     const kp_attn_args *a; /* n calls with the same n_head */
     int n;
     const kp_cpu_vec *v;
-    const kp_allocator *alloc;
 } attn_ctx;
 
 /* Indices are call * n_head + head. */
@@ -228,7 +227,7 @@ static void attn_task(void *p, int64_t i0, int64_t i1)
     const int64_t nh = c->a[0].n_head;
     for (int64_t i = i0; i < i1;) {
         const int64_t k = i / nh, h0 = i % nh, h1 = nh < h0 + (i1 - i) ? nh : h0 + (i1 - i);
-        kp_cpu_attention_heads(&c->a[k], c->v, c->alloc, (int)h0, (int)h1);
+        kp_cpu_attention_heads(&c->a[k], c->v, (int)h0, (int)h1);
         i += h1 - h0;
     }
 }
@@ -248,7 +247,7 @@ static void cpu_attention_batch(kp_backend *be, const kp_attn_args *a, int n)
     for (int k = 0; k < n; k++)
         if (!attn_args_ok(&a[k]) || a[k].n_head != a[0].n_head || a[k].n_head_kv != a[0].n_head_kv)
             return;
-    attn_ctx c = {a, n, kp_cpu_vec_get(kp_cpu_isa()), be->alloc};
+    attn_ctx c = {a, n, kp_cpu_vec_get(kp_cpu_isa())};
     /* score + value passes touch about 2 * head_dim per cached position */
     int64_t work = 0;
     for (int k = 0; k < n; k++)

@@ -42,10 +42,7 @@ typedef struct kp_cpu_vec {
 /* Vector primitives for `isa` (the best level at or below it that this build has). */
 const kp_cpu_vec *kp_cpu_vec_get(kp_isa isa);
 
-/* Scaled-dot-product attention for heads [h0, h1) of one call (see kp_attn_args). `alloc`
- * serves a prompt's per-tile score rows (freed before return); if it fails, the tokens go one
- * at a time through a->scratch, with the same results. */
-void kp_cpu_attention_heads(const kp_attn_args *a, const kp_cpu_vec *v, const kp_allocator *alloc, int h0,
-                            int h1);
+/* Scaled-dot-product attention for heads [h0, h1) of one call (see kp_attn_args). */
+void kp_cpu_attention_heads(const kp_attn_args *a, const kp_cpu_vec *v, int h0, int h1);
 
 #endif

@@ -31,7 +31,7 @@ static void attend_prep(kp_backend *be, const kp_backend_ops *op, const kp_model
         .out = a->att + (size_t)g->row * q_dim, .q = q, .k_cache = s->k_cache[l], .v_cache = s->v_cache[l],
         .kv_type = s->kv_type, .pos0 = g->pos, .n_tok = g->n, .n_head = c->n_head,
         .n_head_kv = c->n_head_kv, .head_dim = hd, .scale = 1.0f / sqrtf((float)hd),
-        .scratch = s->a.attn_scratch, /* sized for that session's context */
+        .scratch = s->a.attn_scratch, .scratch_tokens = s->a.scratch_tokens, /* for the session's context */
     };
 }
 

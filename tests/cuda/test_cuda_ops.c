@@ -326,7 +326,7 @@ static void attention_case(int n_head, int n_head_kv, int hd, int pos0, int n_to
           *got = xmalloc((size_t)n_tok * q_dim * 4), *scratch = xmalloc((size_t)n_head * span * 4);
     fill_gauss(&r, q, (size_t)n_tok * q_dim, 1.0f);
     kp_attn_args a = {out, q, k, v, f16 ? KP_KV_F16 : KP_KV_F32, pos0, n_tok, n_head, n_head_kv, hd,
-                      1.0f / sqrtf((float)hd), scratch};
+                      1.0f / sqrtf((float)hd), scratch, 1};
     cpu->ops->attention(cpu, &a);
     kp_attn_args g = a;
     g.q = dev_from(gpu, q, (size_t)n_tok * q_dim * 4);

@@ -11,6 +11,8 @@
 #include "ops_test.h"
 #include "lib/tensor.h"
 
+enum { TILE = 8 }; /* scratch rows per head, as a session gives them */
+
 typedef struct acase {
     int n_head, n_head_kv, hd, pos0, n_tok;
 } acase;
@@ -34,7 +36,7 @@ static void abuf_make(abuf *b, const acase *c, kp_kv_type kt, test_rng *rng, kp_
     b->n_kv = (size_t)span * kv_dim;
     b->q = xmalloc(b->n_q * 4);
     b->out = xmalloc(b->n_q * 4);
-    b->scratch = xmalloc((size_t)c->n_head * span * 4);
+    b->scratch = xmalloc((size_t)c->n_head * TILE * span * 4);
     b->kf = xmalloc(b->n_kv * 4);
     b->vf = xmalloc(b->n_kv * 4);
     fill_gauss(rng, b->q, b->n_q, 1.0f);
@@ -57,7 +59,7 @@ static kp_attn_args args_for(const acase *c, kp_kv_type kt, abuf *b)
     kp_attn_args a = {
         .out = b->out, .q = b->q, .k_cache = b->k, .v_cache = b->v, .kv_type = kt,
         .pos0 = c->pos0, .n_tok = c->n_tok, .n_head = c->n_head, .n_head_kv = c->n_head_kv,
-        .head_dim = c->hd, .scale = 1.0f / sqrtf((float)c->hd), .scratch = b->scratch,
+        .head_dim = c->hd, .scale = 1.0f / sqrtf((float)c->hd), .scratch = b->scratch, .scratch_tokens = TILE,
     };
     return a;
 }
@@ -142,7 +144,8 @@ static void test_attention_reference(void **state)
     be->ops->destroy(be);
 }
 
-/* n_tok rows in one call equal one call per token (the causal mask is per token). */
+/* n_tok rows in one call equal one call per token (the causal mask is per token), and tiles
+ * of 8, 3 or 1 token per pass over K and V give the same bits. */
 static void test_batched_equals_stepwise(void **state)
 {
     (void)state;
@@ -152,8 +155,16 @@ static void test_batched_equals_stepwise(void **state)
     abuf b;
     abuf_make(&b, &c, KP_KV_F32, &rng, be);
     kp_attn_args a = args_for(&c, KP_KV_F32, &b);
-    be->ops->attention(be, &a);
     const int q_dim = c.n_head * c.hd;
+    float *tiled = xmalloc(b.n_q * 4);
+    for (int tq = 1; tq <= TILE; tq += tq == 1 ? 2 : 5) {
+        a.scratch_tokens = tq;
+        be->ops->attention(be, &a);
+        if (tq > 1)
+            assert_memory_equal(tiled, b.out, b.n_q * 4);
+        memcpy(tiled, b.out, b.n_q * 4);
+    }
+    free(tiled);
     float *one = xmalloc((size_t)q_dim * 4);
     for (int t = 0; t < c.n_tok; t++) {
         kp_attn_args s = a;
