@@ -134,6 +134,28 @@ static void test_swiglu(void **state)
     be->ops->destroy(be);
 }
 
+/* Large enough to be split over the threads: the same floats as one thread, in place too. */
+static void test_swiglu_threads(void **state)
+{
+    (void)state;
+    test_rng rng = {15};
+    kp_backend *one = new_backend(1), *three = new_backend(3);
+    const int n = 9, dim = 1537;
+    const size_t len = (size_t)n * dim;
+    float *g = xmalloc(len * 4), *up = xmalloc(len * 4), *a = xmalloc(len * 4), *b = xmalloc(len * 4);
+    fill_gauss(&rng, g, len, 4.0f);
+    fill_gauss(&rng, up, len, 1.0f);
+    one->ops->swiglu(one, a, g, up, n, dim);
+    three->ops->swiglu(three, b, g, up, n, dim);
+    assert_memory_equal(a, b, len * 4);
+    memcpy(b, g, len * 4);
+    three->ops->swiglu(three, b, b, up, n, dim);
+    assert_memory_equal(a, b, len * 4);
+    free(g), free(up), free(a), free(b);
+    one->ops->destroy(one);
+    three->ops->destroy(three);
+}
+
 static void test_softmax(void **state)
 {
     (void)state;
@@ -303,7 +325,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rmsnorm),   cmocka_unit_test(test_rope),
-        cmocka_unit_test(test_swiglu),    cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_swiglu),    cmocka_unit_test(test_swiglu_threads),    cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_argmax),    cmocka_unit_test(test_adds),
         cmocka_unit_test(test_embedding), cmocka_unit_test(test_kv_store),
     };
