@@ -9,7 +9,7 @@
 
 /* Tokens evaluated per forward chunk: big enough for GEMM efficiency in prefill, small enough
  * that activations stay in cache-friendly sizes. */
-#define KP_BATCH 64
+#define KP_BATCH 256
 /* Session size when the caller asks for none (documented in kuiper.h). */
 #define KP_DEFAULT_CTX 4096
 

@@ -266,11 +266,46 @@ static void q80_greedy(void **state)
     kp_model_free(m);
 }
 
+/* A prompt of more rows than one chunk of activations (256) in one call: every position's
+ * logits equal those of feeding the same ids one call per token. */
+static void prompt_longer_than_a_chunk(void **state)
+{
+    (void)state;
+    kp_model *m = load(DIR_M "stories260K.bin", 2);
+    if (!m)
+        skip();
+    enum { N = 300 };
+    int32_t ids[N];
+    for (int i = 0; i < N; i++)
+        ids[i] = i == 0 ? 1 : 3 + (i * 37) % 500;
+    kp_session *all, *one;
+    assert_int_equal(kp_session_new(m, NULL, &all), KP_OK);
+    assert_int_equal(kp_session_new(m, NULL, &one), KP_OK);
+    assert_int_equal(kp_session_eval(all, ids, N, KP_EVAL_LOGITS_ALL), KP_OK);
+    double worst = 0;
+    for (int p = 0; p < N; p++) {
+        assert_int_equal(kp_session_eval(one, &ids[p], 1, KP_EVAL_LOGITS_LAST), KP_OK);
+        const float *a = kp_session_logits_borrow(all, (size_t)p), *b = kp_session_logits_borrow(one, 0);
+        double mx = 0, d = 0;
+        for (int i = 0; i < 512; i++) {
+            mx = fmax(mx, fabs(b[i]));
+            d = fmax(d, fabs((double)a[i] - b[i]));
+        }
+        worst = fmax(worst, d / mx);
+    }
+    printf("%d positions in one call vs one by one: max |difference| / max |logit| = %.2e\n", N, worst);
+    assert_true(worst <= 1e-5);
+    kp_session_free(all);
+    kp_session_free(one);
+    kp_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(greedy_p0),     cmocka_unit_test(greedy_p1),     cmocka_unit_test(greedy_p2),
         cmocka_unit_test(logits_every_position), cmocka_unit_test(sample_seed42), cmocka_unit_test(q80_greedy),
+        cmocka_unit_test(prompt_longer_than_a_chunk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
