@@ -134,7 +134,7 @@ static long fit(chat_engine *e, chat_conv *c)
 /* The library evaluates a prompt in batches of this many positions (see kp_session_cancel), so
  * feeding a long prompt in pieces of this size, starting where a single call would, gives the
  * same batches and the same numbers as one call, with a chance to report progress between them. */
-#define PROMPT_CHUNK 64
+#define PROMPT_CHUNK 256
 
 /* Evaluates the first `head` of `todo` prompt tokens starting at e->ids[keep] in PROMPT_CHUNK
  * pieces, reporting progress after each, and records them in the sampler's penalty window as

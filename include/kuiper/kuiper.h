@@ -324,7 +324,7 @@ KP_API int32_t kp_session_n_ctx(const kp_session *s);
 /* Forgets every position from `n_keep` on (0 clears the session). */
 KP_API kp_status kp_session_truncate(kp_session *s, int32_t n_keep);
 /* Asks a running kp_session_eval or kp_generate to stop with KP_ERR_CANCELLED: before the next
- * generated token, or after the current 64-token chunk of a prompt (what was evaluated stays in
+ * generated token, or after the current 256-token chunk of a prompt (what was evaluated stays in
  * the session). A request made while nothing runs waits for the next such point; the call it stops
  * consumes it. Safe from any thread and from a signal handler. */
 KP_API void kp_session_cancel(kp_session *s);
