@@ -54,3 +54,17 @@ void kp_file_map_release(const void *p, size_t n)
     if (hi > lo)
         (void)madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advice only: failure changes nothing */
 }
+
+void kp_file_map_prefault(const void *p, size_t n)
+{
+#ifdef MADV_POPULATE_READ
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    if (!p || page == 0 || (page & (page - 1)))
+        return;
+    uintptr_t lo = (uintptr_t)p & ~(page - 1), hi = ((uintptr_t)p + n + page - 1) & ~(page - 1);
+    (void)madvise((void *)lo, hi - lo, MADV_POPULATE_READ); /* older kernels: EINVAL, faults as before */
+#else
+    (void)p;
+    (void)n;
+#endif
+}

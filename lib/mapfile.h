@@ -19,5 +19,9 @@ void kp_file_unmap(kp_mapped_file *f);
  * resident memory; a later read faults them back in from the file. For weights a backend has
  * copied: without it the file's pages stay resident beside the copy. */
 void kp_file_map_release(const void *p, size_t n);
+/* Maps the pages of [p, p + n) in now, reading them from the file if needed: weights used in
+ * place are then read in one sequential pass at load, not page fault by page fault in the
+ * first prompt (that cost the first prompt of the 110M F32 model ~200 ms). */
+void kp_file_map_prefault(const void *p, size_t n);
 
 #endif

@@ -46,6 +46,8 @@ kp_status kp_model_place(kp_model *m)
         /* A copy was made of file data (not of a reader's own converted buffer): one copy in memory. */
         if (t->data != t->host_data && !t->owned)
             kp_file_map_release(t->host_data, t->nbytes);
+        else if (!t->owned && t->data)
+            kp_file_map_prefault(t->data, t->nbytes);
     }
     return KP_OK;
 }
