@@ -170,7 +170,7 @@ static void test_extremes(void **state)
 static void test_prepare(void **state)
 {
     (void)state;
-    const int64_t cols = 320;
+    const int64_t cols = 768; /* whole Q8_K super-blocks too */
     const int n = 5;
     float *x = malloc(sizeof(float) * (size_t)(cols * n));
     for (int trial = 0; trial < 20; trial++) {
@@ -181,6 +181,11 @@ static void test_prepare(void **state)
         }
         for (int64_t i = 0; i < 32; i++) /* a block of zeros */
             x[64 + i] = 0.f;
+        for (int64_t i = 0; i < 256; i++) /* a super-block of zeros, and ties of opposite sign */
+            x[256 + i] = 0.f;
+        for (int64_t i = 512; i < 1024; i++)
+            x[i] = 0.5f * (urand() - 0.5f);
+        x[512 + 7] = 3.f, x[512 + 100] = -3.f, x[768 + 9] = -2.5f, x[768 + 50] = 2.5f;
         for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
             const kp_cpu_wtype *ref = kp_cpu_wtype_get_isa(types[k], KP_ISA_SCALAR);
             const size_t ws = ref->work_size(cols, n);

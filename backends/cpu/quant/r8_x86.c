@@ -381,12 +381,81 @@ static void prepare_q8_1(void *work, const float *x, int n, int64_t cols, const 
         quantize_row_q8(x + (size_t)t * (size_t)cols, cols, (uint8_t *)work + (size_t)t * rb, 1);
 }
 
+/* Q8_K rows for the K-quants, the scalar quantizer's bytes: the block's element of largest
+ * magnitude (the first one on ties, found by an equality scan after the exact max) maps to -127,
+ * each value is clamped and rounded as q8_of does, bsums are exact integer sums. It was a tenth
+ * of a K-quant prompt on the scalar path. */
+static inline void quantize_row_q8k(const float *x, int64_t cols, uint8_t *row)
+{
+    int8_t *qs = (int8_t *)row;
+    float *d = (float *)(row + cols);
+    int16_t *bsums = (int16_t *)(d + cols / KP_QKK);
+    const __m256 sign = _mm256_set1_ps(-0.f), lo = _mm256_set1_ps(-128.f), hi = _mm256_set1_ps(127.f);
+    const __m256 magic = _mm256_set1_ps(12582912.f);
+    const __m256i mant = _mm256_set1_epi32(0x007fffff), bias = _mm256_set1_epi32(0x00400000);
+    for (int64_t b = 0; b < cols / KP_QKK; b++) {
+        const float *xb = x + b * KP_QKK;
+        int8_t *q = qs + b * KP_QKK;
+        __m256 m = _mm256_setzero_ps();
+        for (int j = 0; j < KP_QKK; j += 8) /* a NaN |x| leaves m, as `a > amax` skips it */
+            m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(xb + j)), m);
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        if (amax == 0.f) {
+            d[b] = 0.f;
+            memset(q, 0, KP_QKK);
+            memset(bsums + b * 16, 0, 16 * sizeof *bsums);
+            continue;
+        }
+        int first = 0;
+        for (int j = 0; j < KP_QKK; j += 8) {
+            const int eq = _mm256_movemask_ps(
+                _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(xb + j)), _mm256_set1_ps(amax), _CMP_EQ_OQ));
+            if (eq) {
+                first = j + __builtin_ctz((unsigned)eq);
+                break;
+            }
+        }
+        const float iscale = -127.f / xb[first];
+        const __m256 vis = _mm256_set1_ps(iscale);
+        for (int j = 0; j < KP_QKK; j += 32) {
+            __m256i v[4];
+            for (int k = 0; k < 4; k++) {
+                __m256 t = _mm256_mul_ps(_mm256_loadu_ps(xb + j + 8 * k), vis);
+                t = _mm256_blendv_ps(lo, t, _mm256_cmp_ps(t, lo, _CMP_GT_OQ)); /* NaN and below -> -128 */
+                t = _mm256_min_ps(t, hi);
+                v[k] = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(_mm256_add_ps(t, magic)), mant), bias);
+            }
+            const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+            _mm256_storeu_si256((__m256i *)(void *)(q + j),
+                                _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+            /* the two 16-value sums: lanes of v[0]+v[1] and of v[2]+v[3] */
+            const __m256i s = _mm256_hadd_epi32(_mm256_add_epi32(v[0], v[1]), _mm256_add_epi32(v[2], v[3]));
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            h = _mm_hadd_epi32(h, h); /* lanes 0, 1: the two sums */
+            bsums[b * 16 + j / 16] = (int16_t)_mm_cvtsi128_si32(h);
+            bsums[b * 16 + j / 16 + 1] = (int16_t)_mm_extract_epi32(h, 1);
+        }
+        d[b] = 1.f / iscale;
+    }
+}
+
+static void prepare_q8_k(void *work, const float *x, int n, int64_t cols, const kp_tensor *w)
+{
+    (void)w;
+    const size_t rb = kp_act_row_bytes(KP_ACT_Q8_K, cols);
+    for (int t = 0; t < n; t++)
+        quantize_row_q8k(x + (size_t)t * (size_t)cols, cols, (uint8_t *)work + (size_t)t * rb);
+}
+
 static const kp_cpu_wtype r8_q4_0 = {kp_quant_work_size_q8_0, prepare_q8_0, rows_q4_0, kp_r8_dequant_row};
 static const kp_cpu_wtype r8_q4_1 = {kp_quant_work_size_q8_1, prepare_q8_1, rows_q4_1, kp_r8_dequant_row};
 static const kp_cpu_wtype r8_q8_0 = {kp_quant_work_size_q8_0, prepare_q8_0, rows_q8_0, kp_r8_dequant_row};
-static const kp_cpu_wtype r8_q4_k = {kp_quant_work_size_q8_k, kp_quant_prepare_q8_k, rows_q4_k, kp_r8_dequant_row};
-static const kp_cpu_wtype r8_q5_k = {kp_quant_work_size_q8_k, kp_quant_prepare_q8_k, rows_q5_k, kp_r8_dequant_row};
-static const kp_cpu_wtype r8_q6_k = {kp_quant_work_size_q8_k, kp_quant_prepare_q8_k, rows_q6_k, kp_r8_dequant_row};
+static const kp_cpu_wtype r8_q4_k = {kp_quant_work_size_q8_k, prepare_q8_k, rows_q4_k, kp_r8_dequant_row};
+static const kp_cpu_wtype r8_q5_k = {kp_quant_work_size_q8_k, prepare_q8_k, rows_q5_k, kp_r8_dequant_row};
+static const kp_cpu_wtype r8_q6_k = {kp_quant_work_size_q8_k, prepare_q8_k, rows_q6_k, kp_r8_dequant_row};
 
 const kp_cpu_wtype *KP_RV(kp_r8_get)(kp_dtype t)
 {
