@@ -156,7 +156,7 @@ static KP_AI void tile_q8_0(const kp_r8_q8_0 *u, int64_t nb, const tile_act *a, 
 static KP_AI void tile_k4(const uint8_t *units, size_t unit_bytes, int q5, int64_t nb, const tile_act *a, int nt,
                           __m256 *acc)
 {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
     KP_UNROLL_T for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const kp_r8_q4_k *u = (const kp_r8_q4_k *)(const void *)(units + (size_t)b * unit_bytes);
@@ -164,17 +164,20 @@ static KP_AI void tile_k4(const uint8_t *units, size_t unit_bytes, int q5, int64
         const uint8_t *qs = q5 ? ((const kp_r8_q5_k *)(const void *)u)->qs : u->qs;
         __m256i isum[KP_RT];
         KP_UNROLL_T for (int t = 0; t < nt; t++) isum[t] = _mm256_setzero_si256();
-        for (int c = 0; c < 4; c++) {
+        _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
             __m256i lo[8], hi[8];
             for (int k = 0; k < 8; k++) {
                 const __m256i raw = ld(qs + 256 * c + 32 * k);
                 lo[k] = _mm256_and_si256(raw, m4);
                 hi[k] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
-                if (q5) { /* bit 2c of qh byte l tops element 64c+l, bit 2c+1 element 64c+32+l */
+                if (q5) { /* bit 2c of qh byte l tops element 64c+l, bit 2c+1 element 64c+32+l: one
+                           * shift each brings it to bit 4 (a 16-bit shift of at most 4 moves no other
+                           * byte's bit there) */
                     const __m256i h = ld(qh + 32 * k);
-                    lo[k] = _mm256_or_si256(lo[k], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * c), one), 4));
-                    hi[k] = _mm256_or_si256(hi[k],
-                                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * c + 1), one), 4));
+                    const __m256i hl = 2 * c <= 4 ? _mm256_slli_epi16(h, 4 - 2 * c) : _mm256_srli_epi16(h, 2 * c - 4);
+                    const __m256i hh = 2 * c + 1 <= 4 ? _mm256_slli_epi16(h, 3 - 2 * c) : _mm256_srli_epi16(h, 2 * c - 3);
+                    lo[k] = _mm256_or_si256(lo[k], _mm256_and_si256(hl, b4));
+                    hi[k] = _mm256_or_si256(hi[k], _mm256_and_si256(hh, b4));
                 }
             }
             const __m256i sc0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)u->sc[2 * c]));
