@@ -239,25 +239,33 @@ const kp_cpu_wtype kp_cpu_i8g_avx2 = {kp_cpu_i8g_work_size, kp_cpu_i8g_prepare, 
 
 /* ---- attention loops */
 
-/* Scores of P positions at once, one accumulator each (8 columns a step, then a tail). */
+/* The dot products of q with P positions, one accumulator each (8 columns a step, then a
+ * tail); every block size shares this schedule, so only the reduction differs. */
+static inline __attribute__((always_inline)) void
+scores_acc(__m256 *acc, const float *q, const void *k, int64_t stride, int P, int hd, int half)
+{
+    _Pragma("GCC unroll 8") for (int j = 0; j < P; j++)
+        acc[j] = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= hd; i += 8) {
+        __m256 qv = _mm256_loadu_ps(q + i);
+        _Pragma("GCC unroll 8") for (int j = 0; j < P; j++)
+            acc[j] = _mm256_fmadd_ps(qv, ld8(k, j * stride + i, half), acc[j]);
+    }
+    if (i < hd) {
+        __m256 qv = _mm256_maskload_ps(q + i, lane_mask(hd - i));
+        _Pragma("GCC unroll 8") for (int j = 0; j < P; j++)
+            acc[j] = _mm256_fmadd_ps(qv, ld8_tail(k, j * stride + i, hd - i, half), acc[j]);
+    }
+}
+
+/* Scores of P positions at once, each reduced on its own. */
 static inline __attribute__((always_inline)) void
 scores_blk(float *att, const float *q, const void *k, int64_t stride, int P, int hd, float scale,
            int half)
 {
     __m256 acc[8];
-    UNROLL for (int j = 0; j < P; j++)
-        acc[j] = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 8 <= hd; i += 8) {
-        __m256 qv = _mm256_loadu_ps(q + i);
-        UNROLL for (int j = 0; j < P; j++)
-            acc[j] = _mm256_fmadd_ps(qv, ld8(k, j * stride + i, half), acc[j]);
-    }
-    if (i < hd) {
-        __m256 qv = _mm256_maskload_ps(q + i, lane_mask(hd - i));
-        UNROLL for (int j = 0; j < P; j++)
-            acc[j] = _mm256_fmadd_ps(qv, ld8_tail(k, j * stride + i, hd - i, half), acc[j]);
-    }
+    scores_acc(acc, q, k, stride, P, hd, half);
     UNROLL for (int j = 0; j < P; j++)
         att[j] = hsum8(acc[j]) * scale;
 }
@@ -281,24 +289,12 @@ static inline __attribute__((always_inline)) __m256 hsum8x8(const __m256 v[8])
     return _mm256_permutevar8x32_ps(e, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-/* 8 positions: the accumulators of scores_blk, then one transposed reduction. */
+/* 8 positions: the same accumulators, then one transposed reduction. */
 static inline __attribute__((always_inline)) void
 scores_blk8(float *att, const float *q, const void *k, int64_t stride, int hd, float scale, int half)
 {
     __m256 acc[8];
-    _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
-        acc[j] = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 8 <= hd; i += 8) {
-        __m256 qv = _mm256_loadu_ps(q + i);
-        _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
-            acc[j] = _mm256_fmadd_ps(qv, ld8(k, j * stride + i, half), acc[j]);
-    }
-    if (i < hd) {
-        __m256 qv = _mm256_maskload_ps(q + i, lane_mask(hd - i));
-        _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
-            acc[j] = _mm256_fmadd_ps(qv, ld8_tail(k, j * stride + i, hd - i, half), acc[j]);
-    }
+    scores_acc(acc, q, k, stride, 8, hd, half);
     _mm256_storeu_ps(att, _mm256_mul_ps(hsum8x8(acc), _mm256_set1_ps(scale)));
 }
 

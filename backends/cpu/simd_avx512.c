@@ -221,26 +221,34 @@ const kp_cpu_wtype kp_cpu_bf16_avx512 = {kp_cpu_f16_work_size, bf16_prepare, bf1
 
 /* ---- attention loops */
 
-/* Scores of P positions at once, one accumulator each (16 columns a step, masked tail). */
+/* The dot products of q with P positions, one accumulator each (16 columns a step, masked
+ * tail); every block size shares this schedule, so only the reduction differs. */
 static inline __attribute__((always_inline)) void
-scores_blk(float *att, const float *q, const void *k, int64_t stride, int P, int hd, float scale,
-           int half)
+scores_acc(__m512 *acc, const float *q, const void *k, int64_t stride, int P, int hd, int half)
 {
-    __m512 acc[8];
-    UNROLL for (int j = 0; j < P; j++)
+    _Pragma("GCC unroll 16") for (int j = 0; j < P; j++)
         acc[j] = _mm512_setzero_ps();
     int i = 0;
     for (; i + 16 <= hd; i += 16) {
         __m512 qv = _mm512_loadu_ps(q + i);
-        UNROLL for (int j = 0; j < P; j++)
+        _Pragma("GCC unroll 16") for (int j = 0; j < P; j++)
             acc[j] = _mm512_fmadd_ps(qv, ld16(k, j * stride + i, half), acc[j]);
     }
     if (i < hd) {
         __mmask16 m = first_lanes(hd - i);
         __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
-        UNROLL for (int j = 0; j < P; j++)
+        _Pragma("GCC unroll 16") for (int j = 0; j < P; j++)
             acc[j] = _mm512_fmadd_ps(qv, ld16m(m, k, j * stride + i, half), acc[j]);
     }
+}
+
+/* Scores of P positions at once, each reduced on its own. */
+static inline __attribute__((always_inline)) void
+scores_blk(float *att, const float *q, const void *k, int64_t stride, int P, int hd, float scale,
+           int half)
+{
+    __m512 acc[8];
+    scores_acc(acc, q, k, stride, P, hd, half);
     UNROLL for (int j = 0; j < P; j++)
         att[j] = _mm512_reduce_add_ps(acc[j]) * scale;
 }
@@ -268,25 +276,12 @@ static inline __attribute__((always_inline)) __m512 hsum16x16(const __m512 v[16]
     return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), e);
 }
 
-/* 16 positions: the accumulators of scores_blk, then one transposed reduction. */
+/* 16 positions: the same accumulators, then one transposed reduction. */
 static inline __attribute__((always_inline)) void
 scores_blk16(float *att, const float *q, const void *k, int64_t stride, int hd, float scale, int half)
 {
     __m512 acc[16];
-    _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++)
-        acc[j] = _mm512_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= hd; i += 16) {
-        __m512 qv = _mm512_loadu_ps(q + i);
-        _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++)
-            acc[j] = _mm512_fmadd_ps(qv, ld16(k, j * stride + i, half), acc[j]);
-    }
-    if (i < hd) {
-        __mmask16 m = first_lanes(hd - i);
-        __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
-        _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++)
-            acc[j] = _mm512_fmadd_ps(qv, ld16m(m, k, j * stride + i, half), acc[j]);
-    }
+    scores_acc(acc, q, k, stride, 16, hd, half);
     _mm512_storeu_ps(att, _mm512_mul_ps(hsum16x16(acc), _mm512_set1_ps(scale)));
 }
 
