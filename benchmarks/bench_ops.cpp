@@ -131,8 +131,10 @@ void bm_rmsnorm(benchmark::State &st, int dim, int n)
                                              benchmark::Counter::kIs1000);
 }
 
+// `caches` KV caches are visited in turn, one call each per iteration: 1 measures a cache that
+// stays in L1/L2; 240 (8 sessions x 30 layers) the cold reads of a batched decode step.
 void bm_attention(benchmark::State &st, kp_isa isa, kp_kv_type kt, int n_head, int n_kv, int hd,
-                  int pos0, int n_tok)
+                  int pos0, int n_tok, int caches)
 {
     const int span = pos0 + n_tok, kv_dim = n_kv * hd;
     const size_t es = kt == KP_KV_F16 ? 2 : 4;
@@ -142,9 +144,12 @@ void bm_attention(benchmark::State &st, kp_isa isa, kp_kv_type kt, int n_head, i
     std::normal_distribution<float> nd;
     for (auto &v : kvf)
         v = nd(rng);
-    std::vector<uint8_t> k(kvf.size() * es), v(kvf.size() * es);
-    g_be->ops->kv_store(g_be, k.data(), kt, kvf.data(), 0, span, kv_dim);
-    g_be->ops->kv_store(g_be, v.data(), kt, kvf.data(), 0, span, kv_dim);
+    const size_t cb = kvf.size() * es;
+    std::vector<uint8_t> k(cb * caches), v(cb * caches);
+    for (int c = 0; c < caches; c++) {
+        g_be->ops->kv_store(g_be, k.data() + c * cb, kt, kvf.data(), 0, span, kv_dim);
+        g_be->ops->kv_store(g_be, v.data() + c * cb, kt, kvf.data(), 0, span, kv_dim);
+    }
     kp_attn_args a{};
     a.out = out.data();
     a.q = q.data();
@@ -161,14 +166,18 @@ void bm_attention(benchmark::State &st, kp_isa isa, kp_kv_type kt, int n_head, i
     a.scratch_tokens = 8; // as a CPU session gives it
     IsaCap cap(isa);
     for (auto _ : st) {
-        g_be->ops->attention(g_be, &a);
+        for (int c = 0; c < caches; c++) {
+            a.k_cache = k.data() + c * cb;
+            a.v_cache = v.data() + c * cb;
+            g_be->ops->attention(g_be, &a);
+        }
         benchmark::DoNotOptimize(out.data());
     }
     // each token reads the K and V rows of its kv head for positions 0..pos
     double kv_bytes = 0, flops = 0;
     for (int t = 0; t < n_tok; t++) {
-        kv_bytes += 2.0 * (pos0 + t + 1) * kv_dim * es;
-        flops += 4.0 * (pos0 + t + 1) * hd * n_head;
+        kv_bytes += 2.0 * (pos0 + t + 1) * kv_dim * es * caches;
+        flops += 4.0 * (pos0 + t + 1) * hd * n_head * caches;
     }
     st.counters["GB/s"] = benchmark::Counter(kv_bytes, benchmark::Counter::kIsIterationInvariantRate,
                                              benchmark::Counter::kIs1000);
@@ -230,12 +239,15 @@ void register_all()
             timed(benchmark::RegisterBenchmark(name.c_str(), bm_rmsnorm, dim, n));
         }
     struct Att {
-        int n_head, n_kv, hd, pos0, n_tok;
+        int n_head, n_kv, hd, pos0, n_tok, caches = 1;
     };
     const Att atts[] = {{6, 6, 48, 255, 1}, {32, 8, 128, 511, 1}, {32, 8, 128, 2047, 1},
                         {32, 8, 128, 0, 32},
                         /* the 110M benchmark model: decode and the last prompt chunk at 2048 */
-                        {12, 12, 64, 2047, 1}, {12, 12, 64, 1536, 512}};
+                        {12, 12, 64, 2047, 1}, {12, 12, 64, 1536, 512},
+                        /* a decode step of 8 served sessions (30 layers each: 240 cold caches),
+                         * SmolLM2-135M and the 110M model */
+                        {9, 3, 64, 69, 1, 240}, {9, 3, 64, 255, 1, 240}, {12, 12, 64, 255, 1, 96}};
     std::vector<kp_isa> vlev = {KP_ISA_SCALAR};
     if (kp_cpu_isa_detected() >= KP_ISA_AVX2)
         vlev.push_back(KP_ISA_AVX2);
@@ -247,9 +259,10 @@ void register_all()
                 std::string name = std::string("attention/") + kp_isa_name(l) + "/" +
                                    (kt ? "f16" : "f32") + "/h" + std::to_string(a.n_head) + "kv" +
                                    std::to_string(a.n_kv) + "d" + std::to_string(a.hd) + "/pos" +
-                                   std::to_string(a.pos0) + "/n" + std::to_string(a.n_tok);
+                                   std::to_string(a.pos0) + "/n" + std::to_string(a.n_tok) +
+                                   (a.caches > 1 ? "/caches" + std::to_string(a.caches) : "");
                 timed(benchmark::RegisterBenchmark(name.c_str(), bm_attention, l, (kp_kv_type)kt,
-                                             a.n_head, a.n_kv, a.hd, a.pos0, a.n_tok));
+                                             a.n_head, a.n_kv, a.hd, a.pos0, a.n_tok, a.caches));
             }
 }
 

@@ -71,11 +71,12 @@ def wait_ready(port, path):
 
 
 def run_load(port, streams, a, peer):
-    """Best aggregate tok/s per stream count."""
+    """Best aggregate tok/s per stream count. The counts take turns within each repetition, so
+    that a slow spell of a shared machine (minutes long on the VMs measured) costs every count
+    alike instead of the whole of one, which would skew the ratios."""
     rates = {}
-    for s in streams:
-        best = None
-        for _ in range(a.r):
+    for _ in range(a.r):
+        for s in streams:
             out = [0] * s
             th = [threading.Thread(target=stream, args=(port, "Once upon a time", a.n, out, i, peer)) for i in range(s)]
             t0 = time.perf_counter()
@@ -84,8 +85,7 @@ def run_load(port, streams, a, peer):
             for t in th:
                 t.join()
             rate = sum(out) / (time.perf_counter() - t0)
-            best = rate if best is None or rate > best else best
-        rates[s] = best
+            rates[s] = max(rates.get(s, rate), rate)
     return rates
 
 

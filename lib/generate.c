@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "session.h"
-#include "../backends/cpu/kernels.h"
+#include "vecmath.h"
 
 void kp_generate_params_init(kp_generate_params *p)
 {
@@ -177,7 +177,7 @@ static kp_status run(gen_state *g, const int32_t *prompt, size_t n_prompt)
                 (st = kp_sampler_accept(p->sampler, id)))
                 return st;
         } else {
-            id = kp_cpu_argmax_f32(logits, V);
+            id = kp_argmax_f32(logits, V);
         }
         if (is_stop_token(s, id)) {
             gs->stop_id = id;

@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "internal.h"
-#include "../backends/cpu/kernels.h"
+#include "vecmath.h"
 
 typedef struct prob_index {
     float prob;
@@ -206,9 +206,16 @@ static int32_t sample_top_p_l2c(kp_sampler *s, const float *p, size_t n, float t
         if (p[i] >= cutoff)
             s->cand[n0++] = (prob_index){p[i], (int32_t)i};
     if (n0 == 0) /* top_p below 1/n: only the most likely token can qualify */
-        return kp_cpu_argmax_f32(p, (int)n);
+        return kp_argmax_f32(p, (int)n);
     qsort(s->cand, n0, sizeof *s->cand, cmp_prob_desc);
     return draw_sorted(s->cand, n0, top_p, coin);
+}
+
+static int penalties_on(const kp_sampler *s)
+{
+    return s->win_len && ((float)s->opt[KP_SAMPLER_REPEAT_PENALTY] != 1.0f ||
+                          (float)s->opt[KP_SAMPLER_FREQUENCY_PENALTY] != 0.0f ||
+                          (float)s->opt[KP_SAMPLER_PRESENCE_PENALTY] != 0.0f);
 }
 
 static void apply_penalties(kp_sampler *s, float *x, size_t n)
@@ -216,7 +223,7 @@ static void apply_penalties(kp_sampler *s, float *x, size_t n)
     const float rep = (float)s->opt[KP_SAMPLER_REPEAT_PENALTY];
     const float freq = (float)s->opt[KP_SAMPLER_FREQUENCY_PENALTY];
     const float pres = (float)s->opt[KP_SAMPLER_PRESENCE_PENALTY];
-    if (!s->win_len || (rep == 1.0f && freq == 0.0f && pres == 0.0f))
+    if (!penalties_on(s))
         return;
     for (size_t i = 0; i < s->win_len; i++)
         if ((size_t)s->window[i] < n)
@@ -266,15 +273,20 @@ kp_status kp_sampler_sample(kp_sampler *s, const float *logits, size_t n, int32_
     const float top_p = (float)s->opt[KP_SAMPLER_TOP_P];
     const float min_p = (float)s->opt[KP_SAMPLER_MIN_P];
     const size_t top_k = (size_t)s->opt[KP_SAMPLER_TOP_K];
+    const int greedy = temp == 0.0f || top_k == 1;
+    if (greedy && !penalties_on(s)) { /* no copy of the vocabulary's logits to change */
+        *id = kp_argmax_f32(logits, (int)n);
+        return KP_OK;
+    }
     memcpy(s->probs, logits, n * sizeof *logits);
     apply_penalties(s, s->probs, n);
-    if (temp == 0.0f || top_k == 1) {
-        *id = kp_cpu_argmax_f32(s->probs, (int)n);
+    if (greedy) {
+        *id = kp_argmax_f32(s->probs, (int)n);
         return KP_OK;
     }
     for (size_t i = 0; i < n; i++)
         s->probs[i] /= temp;
-    kp_cpu_softmax_f32(s->probs, (int)n);
+    kp_softmax_f32(s->probs, (int)n);
     float coin = rng_f32(&s->rng);
     if ((top_k == 0 || top_k >= n) && min_p == 0.0f) { /* llama2.c's own paths */
         if (top_p <= 0.0f || top_p >= 1.0f || n == 1)

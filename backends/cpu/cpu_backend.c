@@ -74,12 +74,33 @@ static void cpu_embedding(kp_backend *be, float *out, const kp_tensor *table, co
         wt->dequant_row(table, ids[t], out + (int64_t)t * table->ne[0]);
 }
 
+typedef struct rmsnorm_ctx {
+    float *out;
+    const float *x, *w;
+    int dim;
+    float eps;
+} rmsnorm_ctx;
+
+static void rmsnorm_task(void *p, int64_t t0, int64_t t1)
+{
+    const rmsnorm_ctx *c = p;
+    for (int64_t t = t0; t < t1; t++)
+        kp_cpu_rmsnorm_row(c->out + t * c->dim, c->x + t * c->dim, c->w, c->dim, c->eps);
+}
+
+/* Rows split over the threads once a batch has a few: the in-order sum of squares is a serial
+ * chain per row, and with the other threads waiting it was a percent of a batched decode step.
+ * Each row is computed whole by one thread, so any split gives the same floats. */
 static void cpu_rmsnorm(kp_backend *be, float *out, const float *x, const float *w, int n, int dim,
                         float eps)
 {
-    (void)be;
-    for (int t = 0; t < n; t++)
-        kp_cpu_rmsnorm_row(out + (int64_t)t * dim, x + (int64_t)t * dim, w, dim, eps);
+    rmsnorm_ctx c = {out, x, w, dim, eps};
+    const int nt = kp_threadpool_size(pool_of(be));
+    if (n < 2 || (int64_t)n * dim < 4096 || nt < 2) {
+        rmsnorm_task(&c, 0, n);
+        return;
+    }
+    kp_threadpool_for(pool_of(be), n, (n + nt - 1) / nt, rmsnorm_task, &c);
 }
 
 /* The largest workspace any level may ask for, so that lowering the ISA cap between this call

@@ -1,5 +1,5 @@
 /* Plain CPU kernels on float rows: the scalar reference semantics of every backend op (each
- * follows llama2.c run.c's arithmetic), the helpers the sampler shares, and the per-ISA vector
+ * follows llama2.c run.c's arithmetic), and the per-ISA vector
  * primitives attention is built from. */
 #ifndef KP_CPU_KERNELS_H
 #define KP_CPU_KERNELS_H
@@ -9,11 +9,6 @@
 
 #include "../backend.h"
 #include "cpu_features.h"
-
-/* In place: subtract the max, expf, sum in float, divide each by the sum (llama2.c softmax). */
-void kp_cpu_softmax_f32(float *x, int n);
-/* Index of the largest value; the first one wins ties. 0 when n <= 0. */
-int32_t kp_cpu_argmax_f32(const float *x, int n);
 
 /* One row: ss = 1/sqrtf(mean(x^2) + eps); out[i] = w[i] * (ss * x[i]). out may equal x. */
 void kp_cpu_rmsnorm_row(float *out, const float *x, const float *w, int dim, float eps);
@@ -34,7 +29,7 @@ typedef struct kp_cpu_vec {
                    float scale, int f16);
     void (*wsum)(float *out, const float *att, const void *v, int64_t stride, int np, int hd,
                  int f16, int accumulate);
-    /* kp_cpu_softmax_f32, bit for bit: only the max and the divisions are vectors (max is
+    /* kp_softmax_f32 (lib/vecmath.h), bit for bit: only the max and the divisions are vectors (max is
      * exact in any order; expf and the sum stay scalar and in order) */
     void (*softmax)(float *x, int n);
 } kp_cpu_vec;

@@ -4,32 +4,7 @@
 #include <math.h>
 
 #include "simd.h"
-
-void kp_cpu_softmax_f32(float *x, int n)
-{
-    if (n <= 0)
-        return;
-    float max = x[0];
-    for (int i = 1; i < n; i++)
-        if (x[i] > max)
-            max = x[i];
-    float sum = 0.0f;
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - max);
-        sum += x[i];
-    }
-    for (int i = 0; i < n; i++)
-        x[i] /= sum;
-}
-
-int32_t kp_cpu_argmax_f32(const float *x, int n)
-{
-    int32_t best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best])
-            best = i;
-    return best;
-}
+#include "../../lib/vecmath.h"
 
 void kp_cpu_rmsnorm_row(float *out, const float *x, const float *w, int dim, float eps)
 {
@@ -104,7 +79,7 @@ static void wsum(float *out, const float *att, const void *v, int64_t stride, in
             out[i] += att[p] * elem(v, p * stride + i, f16);
 }
 
-static const kp_cpu_vec vec_scalar = {scores, wsum, kp_cpu_softmax_f32};
+static const kp_cpu_vec vec_scalar = {scores, wsum, kp_softmax_f32};
 
 const kp_cpu_vec *kp_cpu_vec_get(kp_isa isa)
 {

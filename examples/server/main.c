@@ -20,6 +20,8 @@ static void usage(FILE *f)
             "      --port N            port (default 8080; 0 picks a free one)\n"
             "  -np, --parallel N       slots: requests generated at once (default 4, at most 64)\n"
             "  -c, --ctx-size N        context positions per slot (default: the model's, at most 4096)\n"
+            "      --kv-type TYPE      KV cache type: f16 (default: half the memory of f32, and a\n"
+            "                          batched step reads every slot's cache) or f32\n"
             "      --threads N         compute threads (default: one per CPU)\n"
             "      --api-key KEY       require 'Authorization: Bearer KEY' on /v1/ paths\n"
             "      --alias NAME        model name reported by /v1/models (default: the file name)\n"
@@ -45,7 +47,7 @@ static int num(const char *s, double lo, double hi, double *out)
 static int parse(int argc, char **argv, ks_opts *o)
 {
     *o = (ks_opts){.host = "127.0.0.1", .port = 8080, .parallel = 4, .queue = 64, .max_body = 1u << 20,
-                   .temperature = 0.8, .top_p = 0.95, .seed = -1, .max_tokens = 256};
+                   .temperature = 0.8, .top_p = 0.95, .seed = -1, .max_tokens = 256, .kv_type = KP_KV_F16};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -75,6 +77,13 @@ static int parse(int argc, char **argv, ks_opts *o)
             o->parallel = (int)d;
         else if ((!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) && NUM(0, 1 << 20))
             o->n_ctx = (int)d;
+        else if (!strcmp(a, "--kv-type")) {
+            if (strcmp(v, "f16") && strcmp(v, "f32")) {
+                fprintf(stderr, "kuiper-server: --kv-type '%s' must be f16 or f32\n", v);
+                return 0;
+            }
+            o->kv_type = strcmp(v, "f16") ? KP_KV_F32 : KP_KV_F16;
+        }
         else if (!strcmp(a, "--threads") && NUM(0, 1024))
             o->threads = (int)d;
         else if (!strcmp(a, "--queue") && NUM(0, 1 << 20))

@@ -340,6 +340,7 @@ int ks_sched_new(kp_model *m, const ks_opts *o, ks_sched **out)
     kp_session_params sp;
     kp_session_params_init(&sp);
     sp.n_ctx = o->n_ctx;
+    sp.kv_type = o->kv_type;
     for (int i = 0; i < o->parallel; i++) {
         slot *sl = &s->slots[i];
         if (kp_session_new(m, &sp, &sl->s) || kp_sampler_new(NULL, &sl->smp) ||

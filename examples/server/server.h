@@ -18,6 +18,7 @@ typedef struct ks_opts {
     double temperature, top_p;
     long long seed; /* -1: from the clock */
     int max_tokens; /* default when a request gives none */
+    kp_kv_type kv_type;
 } ks_opts;
 
 typedef struct ks_buf {

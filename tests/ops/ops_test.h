@@ -14,6 +14,7 @@
 #include "backends/cpu/cpu_features.h"
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/wtype.h"
+#include "lib/vecmath.h"
 
 /* splitmix64: deterministic across platforms, so a failure reproduces from its seed. */
 typedef struct test_rng {

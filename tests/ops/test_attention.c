@@ -264,7 +264,7 @@ static void test_softmax_equals_scalar(void **state)
         for (int l = KP_ISA_AVX2; l <= (int)kp_cpu_isa_detected(); l++) {
             memcpy(a, x, (size_t)n * 4);
             memcpy(b, x, (size_t)n * 4);
-            kp_cpu_softmax_f32(a, n);
+            kp_softmax_f32(a, n);
             kp_cpu_vec_get((kp_isa)l)->softmax(b, n);
             if (memcmp(a, b, (size_t)n * 4) != 0) {
                 fprintf(stderr, "%s softmax, trial %d, n %d\n", kp_isa_name((kp_isa)l), trial, n);

@@ -156,6 +156,28 @@ static void test_swiglu_threads(void **state)
     three->ops->destroy(three);
 }
 
+/* Rows split over threads: the same floats as one thread, in place too. */
+static void test_rmsnorm_threads(void **state)
+{
+    (void)state;
+    test_rng rng = {18};
+    kp_backend *one = new_backend(1), *three = new_backend(3);
+    const int n = 11, dim = 577;
+    const size_t len = (size_t)n * dim;
+    float *x = xmalloc(len * 4), *w = xmalloc((size_t)dim * 4), *a = xmalloc(len * 4), *b = xmalloc(len * 4);
+    fill_gauss(&rng, x, len, 3.0f);
+    fill_gauss(&rng, w, (size_t)dim, 1.0f);
+    one->ops->rmsnorm(one, a, x, w, n, dim, 1e-5f);
+    three->ops->rmsnorm(three, b, x, w, n, dim, 1e-5f);
+    assert_memory_equal(a, b, len * 4);
+    memcpy(b, x, len * 4);
+    three->ops->rmsnorm(three, b, b, w, n, dim, 1e-5f);
+    assert_memory_equal(a, b, len * 4);
+    free(x), free(w), free(a), free(b);
+    one->ops->destroy(one);
+    three->ops->destroy(three);
+}
+
 static void test_softmax(void **state)
 {
     (void)state;
@@ -165,7 +187,7 @@ static void test_softmax(void **state)
         float *x = xmalloc((size_t)n * 4), *in = xmalloc((size_t)n * 4);
         fill_gauss(&rng, x, (size_t)n, 5.0f);
         memcpy(in, x, (size_t)n * 4);
-        kp_cpu_softmax_f32(x, n);
+        kp_softmax_f32(x, n);
         double max = in[0], sum = 0;
         for (int i = 1; i < n; i++)
             max = fmax(max, in[i]);
@@ -181,7 +203,7 @@ static void test_softmax(void **state)
         free(x), free(in);
     }
     float one[1] = {-3.0f};
-    kp_cpu_softmax_f32(one, 1);
+    kp_softmax_f32(one, 1);
     assert_true(one[0] == 1.0f);
 }
 
@@ -189,12 +211,12 @@ static void test_argmax(void **state)
 {
     (void)state;
     const float a[] = {1, 3, 3, 2};
-    assert_int_equal(kp_cpu_argmax_f32(a, 4), 1);
+    assert_int_equal(kp_argmax_f32(a, 4), 1);
     const float b[] = {-5, -5, -5};
-    assert_int_equal(kp_cpu_argmax_f32(b, 3), 0);
+    assert_int_equal(kp_argmax_f32(b, 3), 0);
     const float c[] = {-1e30f, -INFINITY, -2e30f, 0.5f};
-    assert_int_equal(kp_cpu_argmax_f32(c, 4), 3);
-    assert_int_equal(kp_cpu_argmax_f32(c, 1), 0);
+    assert_int_equal(kp_argmax_f32(c, 4), 3);
+    assert_int_equal(kp_argmax_f32(c, 1), 0);
     test_rng rng = {15};
     float x[32000];
     fill_gauss(&rng, x, 32000, 1.0f);
@@ -202,7 +224,41 @@ static void test_argmax(void **state)
     for (int i = 1; i < 32000; i++)
         if ((double)x[i] > (double)x[best])
             best = i;
-    assert_int_equal(kp_cpu_argmax_f32(x, 32000), best);
+    assert_int_equal(kp_argmax_f32(x, 32000), best);
+}
+
+/* The scan the vector argmax must agree with, including NaNs, infinities and signed zeros. */
+static int32_t argmax_scan(const float *x, int n)
+{
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = i;
+    return best;
+}
+
+static void test_argmax_special(void **state)
+{
+    (void)state;
+    test_rng rng = {17};
+    const float pool[] = {NAN, -NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1.0f, -1.0f, 2.0f, FLT_MAX, -FLT_MAX};
+    const int np = (int)(sizeof pool / sizeof *pool);
+    float x[200];
+    for (int trial = 0; trial < 20000; trial++) {
+        const int n = 1 + (int)(rng_u64(&rng) % 70); /* every tail length, short and longer rows */
+        for (int i = 0; i < n; i++)
+            x[i] = pool[rng_u64(&rng) % (uint64_t)np];
+        if (trial % 3 == 0 && n > 1) /* NaN at 0 only now and then: it decides alone */
+            x[0] = (float)(rng_u64(&rng) % 5);
+        assert_int_equal(kp_argmax_f32(x, n), argmax_scan(x, n));
+    }
+    const float zeros[] = {-0.0f, 0.0f, -0.0f, 0.0f, 0.0f};
+    assert_int_equal(kp_argmax_f32(zeros, 5), 0);
+    const float nan_first[] = {NAN, 1, 2, 3, 4, 5, 6};
+    assert_int_equal(kp_argmax_f32(nan_first, 7), 0);
+    const float late_tie[] = {1, 7, 2, 3, 4, 5, 6, 7, 7};
+    assert_int_equal(kp_argmax_f32(late_tie, 9), 1);
+    assert_int_equal(kp_argmax_f32(late_tie, 0), 0);
 }
 
 /* Float addition is correctly rounded, and so is a double sum of two floats rounded to float
@@ -324,9 +380,11 @@ static void test_kv_store(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rmsnorm),   cmocka_unit_test(test_rope),
+        cmocka_unit_test(test_rmsnorm),   cmocka_unit_test(test_rmsnorm_threads), cmocka_unit_test(test_rope),
         cmocka_unit_test(test_swiglu),    cmocka_unit_test(test_swiglu_threads),    cmocka_unit_test(test_softmax),
-        cmocka_unit_test(test_argmax),    cmocka_unit_test(test_adds),
+        cmocka_unit_test(test_argmax),
+        cmocka_unit_test(test_argmax_special),
+        cmocka_unit_test(test_adds),
         cmocka_unit_test(test_embedding), cmocka_unit_test(test_kv_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -99,10 +99,12 @@ _expected = {}
 
 
 def expected(prompt, n):
-    """Greedy continuation of `prompt` by kuiper-generate (its stdout is prompt + text + newline)."""
+    """Greedy continuation of `prompt` by kuiper-generate (its stdout is prompt + text + newline),
+    with the server's default F16 KV cache."""
     key = (prompt, n)
     if key not in _expected:
-        out = subprocess.run([GENERATE, "-m", STORIES, "-z", TOK512, "-p", prompt, "-n", str(n), "-t", "0"],
+        out = subprocess.run([GENERATE, "-m", STORIES, "-z", TOK512, "-p", prompt, "-n", str(n), "-t", "0",
+                              "--kv-type", "f16"],
                              capture_output=True, check=True).stdout.decode()
         assert out.startswith(prompt) and out.endswith("\n"), out
         _expected[key] = out[len(prompt):-1]
