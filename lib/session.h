@@ -52,8 +52,13 @@ kp_status kp_session_reserve_logits(kp_session *s, int32_t rows);
 /* Runs the decoder on n ids at positions n_past..; fills s->logits for the rows `flags` asks. */
 kp_status kp_decoder_forward(kp_session *s, const int32_t *ids, int32_t n, uint32_t flags);
 
-/* One token for each of n <= KP_BATCH distinct sessions of one model, validated by the caller;
- * fills row 0 of each session's logits when want_logits. */
-kp_status kp_decoder_forward_batch(kp_session *const *ss, const int32_t *ids, int32_t n, int want_logits);
+/* Which logits a group of kp_decoder_forward_groups leaves in its session. */
+enum { KP_WANT_NONE = 0, KP_WANT_LAST = 1, KP_WANT_ALL = 2 };
+
+/* One chunk: group i appends the n[i] >= 1 ids ids[i] to session ss[i] (distinct sessions of one
+ * model, rows in all <= KP_BATCH, validated and with logits room reserved by the caller). The
+ * logits a group wants go to its session's rows from s->n_logits on, which grows by them. */
+kp_status kp_decoder_forward_groups(kp_session *const *ss, const int32_t *const *ids, const int32_t *n,
+                                    const int8_t *want, int32_t ng);
 
 #endif

@@ -1,7 +1,8 @@
 /* kuiper-server's scheduler: one thread owns every slot (a session and a sampler). Each step it
- * admits queued jobs into free slots (prefilling their prompts), samples one token for every
- * running slot, and evaluates all of those tokens with one kp_batch_decode, so one pass over
- * the weights serves every stream. Connection threads only queue jobs and read their text. */
+ * admits queued jobs into free slots, samples one token for every running slot, and evaluates
+ * those tokens and the new jobs' prompts with one kp_batch_eval, so one pass over the weights
+ * serves every stream and a new request does not stall the others for a pass of its own.
+ * Connection threads only queue jobs and read their text. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@ typedef struct slot {
     size_t n_ids;
     ks_buf raw, clean; /* scratch for the decoded text */
     int pending;       /* logits are waiting to be sampled */
+    int fresh;         /* admitted, its prompt goes into the next batch */
 } slot;
 
 struct ks_sched {
@@ -149,10 +151,11 @@ static void finish(ks_sched *s, slot *sl, ks_finish why, const char *err)
     pthread_cond_broadcast(&j->cv);
     unref(j);
     sl->job = NULL;
-    sl->pending = 0;
+    sl->pending = sl->fresh = 0;
 }
 
-/* Prefills a newly admitted job; the lock is not held. Returns an error message or NULL. */
+/* Readies a newly admitted job's slot; its prompt is evaluated with the next batch. The lock is
+ * not held. Returns an error message or NULL. */
 static const char *start(ks_sched *s, slot *sl, ks_job *j)
 {
     kp_sampler_reset(sl->smp);
@@ -163,13 +166,11 @@ static const char *start(ks_sched *s, slot *sl, ks_job *j)
         return kp_last_error();
     /* A fresh cache for every request: replies never depend on what the slot served before. */
     kp_session_truncate(sl->s, 0);
-    if (kp_session_eval(sl->s, j->prompt, j->n_prompt, KP_EVAL_LOGITS_LAST))
-        return kp_last_error();
     for (size_t i = 0; i < j->n_prompt; i++)
         kp_sampler_accept(sl->smp, j->prompt[i]);
     sl->ids[0] = j->prompt[j->n_prompt - 1];
     sl->n_ids = 1;
-    sl->pending = 1;
+    sl->fresh = 1;
     return NULL;
 }
 
@@ -250,7 +251,9 @@ static void *run(void *arg)
     kp_session **batch = calloc((size_t)P, sizeof *batch);
     slot **owner = calloc((size_t)P, sizeof *owner);
     int32_t *feed = calloc((size_t)P, sizeof *feed);
-    if (!batch || !owner || !feed)
+    const int32_t **toks = calloc((size_t)P, sizeof *toks);
+    size_t *counts = calloc((size_t)P, sizeof *counts);
+    if (!batch || !owner || !feed || !toks || !counts)
         abort(); /* a few pointers at start-up: nothing sensible to serve without them */
     pthread_mutex_lock(&s->mu);
     while (!s->stop) {
@@ -283,7 +286,7 @@ static void *run(void *arg)
             pthread_cond_wait(&s->work, &s->mu);
             continue;
         }
-        /* prefill outside the lock: the job's request fields are fixed once queued */
+        /* outside the lock: the job's request fields are fixed once queued */
         for (int k = 0; k < n_adm; k++) {
             slot *sl = &s->slots[admitted[k]];
             ks_job *j = sl->job;
@@ -300,6 +303,17 @@ static void *run(void *arg)
         for (int i = 0; i < P; i++) {
             slot *sl = &s->slots[i];
             if (sl->job && sl->pending && step(s, sl, &feed[n])) {
+                toks[n] = &feed[n];
+                counts[n] = 1;
+                batch[n] = sl->s;
+                owner[n++] = sl;
+            }
+        }
+        for (int i = 0; i < P; i++) { /* new prompts ride along */
+            slot *sl = &s->slots[i];
+            if (sl->job && sl->fresh) {
+                toks[n] = sl->job->prompt;
+                counts[n] = sl->job->n_prompt;
                 batch[n] = sl->s;
                 owner[n++] = sl;
             }
@@ -307,19 +321,29 @@ static void *run(void *arg)
         if (!n)
             continue;
         pthread_mutex_unlock(&s->mu);
-        kp_status st = kp_batch_decode(batch, feed, (size_t)n, KP_EVAL_LOGITS_LAST);
+        kp_status st = kp_batch_eval(batch, toks, counts, (size_t)n, KP_EVAL_LOGITS_LAST);
         char msg[160];
         if (st)
             snprintf(msg, sizeof msg, "%s", kp_last_error());
         pthread_mutex_lock(&s->mu);
-        for (int k = 0; k < n; k++)
-            if (owner[k]->job && st)
-                finish(s, owner[k], KS_FIN_ERROR, msg);
+        for (int k = 0; k < n; k++) {
+            slot *sl = owner[k];
+            if (!sl->job)
+                continue;
+            if (st) {
+                finish(s, sl, KS_FIN_ERROR, msg);
+            } else {
+                sl->fresh = 0;
+                sl->pending = 1;
+            }
+        }
     }
     pthread_mutex_unlock(&s->mu);
     free(batch);
     free(owner);
     free(feed);
+    free(toks);
+    free(counts);
     return NULL;
 }
 

@@ -318,6 +318,17 @@ KP_API const float *kp_session_logits_borrow(const kp_session *s, size_t i);
 KP_API kp_status kp_batch_decode(kp_session *const *sessions, const int32_t *tokens, size_t n,
                                  uint32_t flags);
 
+/* kp_batch_decode with any number of tokens per session: n_tokens[i] tokens from tokens[i] are
+ * appended to sessions[i] (0 leaves that session and its logits alone), all sessions' rows
+ * sharing forward passes of up to 256 rows, so a new request's prompt and the running
+ * sessions' next tokens cost one pass over the weights together. With KP_EVAL_LOGITS_LAST row 0
+ * of kp_session_logits_borrow(sessions[i], .) is the logits after its last token; with _ALL rows
+ * 0..n_tokens[i]-1 are every token's. Equal to kp_session_eval on each session alone up to float
+ * rounding. Same ownership rules and failures as kp_batch_decode (KP_ERR_CONTEXT_FULL when a
+ * session's tokens do not fit), checked before any session changes. */
+KP_API kp_status kp_batch_eval(kp_session *const *sessions, const int32_t *const *tokens,
+                               const size_t *n_tokens, size_t n, uint32_t flags);
+
 /* Positions held (tokens evaluated so far). */
 KP_API int32_t kp_session_n_past(const kp_session *s);
 KP_API int32_t kp_session_n_ctx(const kp_session *s);

@@ -2,9 +2,9 @@
  * Every op goes through the backend vtable; shapes are noted as [rows][cols] per token.
  *
  * A forward chunk is nb rows of activations split into groups, each group a run of consecutive
- * positions of one session: one group for kp_session_eval, one row per session for
- * kp_batch_decode. Weight matmuls see all nb rows; rope, the KV store and attention run per
- * group, against that group's own cache. */
+ * positions of one session: one group for kp_session_eval, a group per session for
+ * kp_batch_eval and kp_batch_decode. Weight matmuls see all nb rows; rope, the KV store and
+ * attention run per group, against that group's own cache. */
 #include <math.h>
 #include <string.h>
 
@@ -80,13 +80,30 @@ static void forward_layers(const kp_model *m, kp_acts *a, const int32_t *ids, in
     }
 }
 
-/* Final norm and classifier for rows [r0, r0+nr) of the chunk, left in a->logits_dev. */
-static void forward_logits(const kp_model *m, kp_acts *a, int32_t r0, int32_t nr)
+/* Final norm and classifier for the k rows rows[0..k-1] of the chunk, left in order in
+ * a->logits_dev. A run of consecutive rows is normalised in one call. */
+static void forward_logits(const kp_model *m, kp_acts *a, const int32_t *rows, int32_t k)
 {
     const kp_backend_ops *op = m->be->ops;
     const int E = m->cfg.n_embd;
-    op->rmsnorm(m->be, a->xb, a->x + (size_t)r0 * E, m->output_norm->data, nr, E, m->cfg.rms_eps);
-    op->matmul(m->be, a->logits_dev, m->output, a->xb, nr, a->work);
+    for (int32_t j = 0; j < k;) {
+        int32_t e = j + 1;
+        while (e < k && rows[e] == rows[e - 1] + 1)
+            e++;
+        op->rmsnorm(m->be, a->xb + (size_t)j * E, a->x + (size_t)rows[j] * E, m->output_norm->data, e - j, E,
+                    m->cfg.rms_eps);
+        j = e;
+    }
+    op->matmul(m->be, a->logits_dev, m->output, a->xb, k, a->work);
+}
+
+/* rows r0 .. r0+nr-1 */
+static void forward_logits_run(const kp_model *m, kp_acts *a, int32_t r0, int32_t nr)
+{
+    int32_t rows[KP_BATCH];
+    for (int32_t j = 0; j < nr; j++)
+        rows[j] = r0 + j;
+    forward_logits(m, a, rows, nr);
 }
 
 kp_status kp_decoder_forward(kp_session *s, const int32_t *ids, int32_t n, uint32_t flags)
@@ -105,10 +122,10 @@ kp_status kp_decoder_forward(kp_session *s, const int32_t *ids, int32_t n, uint3
         forward_layers(m, &s->a, ids + done, nb, &g, 1);
         kp_status st = KP_OK;
         if (all) {
-            forward_logits(m, &s->a, 0, nb);
+            forward_logits_run(m, &s->a, 0, nb);
             st = m->be->ops->download(m->be, s->logits + (size_t)done * V, s->a.logits_dev, (size_t)nb * V * 4);
         } else if (last && done + nb == n) {
-            forward_logits(m, &s->a, nb - 1, 1);
+            forward_logits_run(m, &s->a, nb - 1, 1);
             st = m->be->ops->download(m->be, s->logits, s->a.logits_dev, V * 4);
         }
         if (st)
@@ -121,30 +138,42 @@ kp_status kp_decoder_forward(kp_session *s, const int32_t *ids, int32_t n, uint3
     return m->be->ops->sync(m->be);
 }
 
-kp_status kp_decoder_forward_batch(kp_session *const *ss, const int32_t *ids, int32_t n, int want_logits)
+kp_status kp_decoder_forward_groups(kp_session *const *ss, const int32_t *const *ids, const int32_t *n,
+                                    const int8_t *want, int32_t ng)
 {
     const kp_model *m = ss[0]->m;
     const size_t V = (size_t)m->cfg.n_vocab;
-    row_group g[KP_BATCH] = {{0}};
+    row_group g[KP_BATCH];
+    int32_t chunk_ids[KP_BATCH], rows[KP_BATCH], nb = 0, k = 0;
     /* The first session's buffers hold the chunk: they are sized for KP_BATCH rows and the
      * caller owns every session of the call. */
     kp_acts *a = &ss[0]->a;
-    for (int32_t i = 0; i < n; i++) {
-        g[i] = (row_group){ss[i], i, 1, ss[i]->n_past};
-        ss[i]->n_logits = 0;
+    for (int32_t i = 0; i < ng; i++) {
+        g[i] = (row_group){ss[i], nb, n[i], ss[i]->n_past};
+        memcpy(chunk_ids + nb, ids[i], (size_t)n[i] * sizeof *ids[i]);
+        for (int32_t r = want[i] == KP_WANT_LAST ? n[i] - 1 : 0; want[i] && r < n[i]; r++)
+            rows[k++] = nb + r;
+        nb += n[i];
     }
-    forward_layers(m, a, ids, n, g, n);
-    if (want_logits) {
-        forward_logits(m, a, 0, n);
-        for (int32_t i = 0; i < n; i++) {
-            kp_status st = m->be->ops->download(m->be, ss[i]->logits, a->logits_dev + (size_t)i * V, V * 4);
+    forward_layers(m, a, chunk_ids, nb, g, ng);
+    if (k) {
+        forward_logits(m, a, rows, k);
+        k = 0;
+        for (int32_t i = 0; i < ng; i++) {
+            const int32_t nr = want[i] == KP_WANT_ALL ? n[i] : want[i] == KP_WANT_LAST;
+            if (!nr)
+                continue;
+            kp_status st = m->be->ops->download(m->be, ss[i]->logits + (size_t)ss[i]->n_logits * V,
+                                                a->logits_dev + (size_t)k * V, (size_t)nr * V * 4);
             if (st)
                 return st;
+            ss[i]->n_logits += nr;
+            k += nr;
         }
     }
-    for (int32_t i = 0; i < n; i++) {
-        ss[i]->tokens[ss[i]->n_past++] = ids[i];
-        ss[i]->n_logits = want_logits ? 1 : 0;
+    for (int32_t i = 0; i < ng; i++) {
+        memcpy(ss[i]->tokens + ss[i]->n_past, ids[i], (size_t)n[i] * sizeof *ids[i]);
+        ss[i]->n_past += n[i];
     }
     return m->be->ops->sync(m->be);
 }

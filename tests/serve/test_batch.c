@@ -1,4 +1,4 @@
-/* kp_batch_decode against kp_session_eval: sessions with different prompts (so different
+/* kp_batch_decode (and kp_batch_eval, below) against kp_session_eval: sessions with different prompts (so different
  * positions) decode together, and every step's logits and greedy id must equal the same session
  * run alone. The batch is teacher-forced with the solo run's ids, so every step compares the
  * same input; sessions leave the batch at different steps, so its make-up changes as it runs.
@@ -209,12 +209,142 @@ static void test_bad_arguments(void **state)
     kp_model_free(m2);
 }
 
+/* kp_batch_eval: prompts of different lengths (none, short, longer than a chunk) in shared
+ * passes, with running sessions' single tokens beside them, against kp_session_eval alone. */
+static double max_rel_err(const float *l, const float *r, int32_t V)
+{
+    float mx = 0;
+    for (int32_t v = 0; v < V; v++)
+        mx = fmaxf(mx, fabsf(r[v]));
+    double worst = 0;
+    for (int32_t v = 0; v < V; v++) {
+        double e = fabs((double)l[v] - r[v]) / (mx > 1 ? mx : 1);
+        worst = e > worst ? e : worst;
+    }
+    return worst;
+}
+
+static void eval_case(kp_model *m, uint32_t flags)
+{
+    enum { NS = 5, CTX = 512 };
+    const int32_t V = (int32_t)kp_model_info_get(m, KP_INFO_N_VOCAB);
+    const size_t lens[NS] = {7, 0, CHUNK + 44, 1, 3}; /* session 2 spans two chunks */
+    static int32_t toks[NS][CHUNK + 44];
+    uint64_t x = 12345;
+    for (int i = 0; i < NS; i++)
+        for (size_t k = 0; k < lens[i]; k++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            toks[i][k] = 1 + (int32_t)((x >> 33) % (uint64_t)(V - 1));
+        }
+    kp_session_params sp;
+    kp_session_params_init(&sp);
+    sp.n_ctx = CTX;
+    kp_session *bs[NS], *solo[NS];
+    const int32_t *tp[NS];
+    const int32_t warm = 5; /* sessions 0, 3 and 4 already hold a few positions */
+    for (int i = 0; i < NS; i++) {
+        assert_int_equal(kp_session_new(m, &sp, &bs[i]), KP_OK);
+        assert_int_equal(kp_session_new(m, &sp, &solo[i]), KP_OK);
+        if (i == 0 || i >= 3) {
+            int32_t w[5] = {1, 2 + i, 3, 4, 5};
+            assert_int_equal(kp_session_eval(bs[i], w, (size_t)warm, KP_EVAL_LOGITS_LAST), KP_OK);
+            assert_int_equal(kp_session_eval(solo[i], w, (size_t)warm, KP_EVAL_LOGITS_LAST), KP_OK);
+        }
+        tp[i] = toks[i];
+    }
+    assert_int_equal(kp_batch_eval(bs, tp, lens, NS, flags), KP_OK);
+    double worst = 0;
+    for (int i = 0; i < NS; i++) {
+        const int32_t before = kp_session_n_past(solo[i]);
+        assert_int_equal(kp_session_n_past(bs[i]), before + (int32_t)lens[i]);
+        if (!lens[i]) { /* untouched: the warm-up logits are still there */
+            assert_int_equal(kp_session_n_past(bs[i]), 0);
+            continue;
+        }
+        assert_memory_equal(kp_session_tokens_borrow(bs[i]) + before, toks[i], lens[i] * sizeof(int32_t));
+        assert_int_equal(kp_session_eval(solo[i], toks[i], lens[i], flags), KP_OK);
+        const size_t rows = flags & KP_EVAL_LOGITS_ALL ? lens[i] : 1;
+        for (size_t r = 0; r < rows; r++) {
+            const float *l = kp_session_logits_borrow(bs[i], r), *ref = kp_session_logits_borrow(solo[i], r);
+            assert_non_null(l);
+            assert_non_null(ref);
+            double e = max_rel_err(l, ref, V);
+            worst = e > worst ? e : worst;
+            assert_int_equal(argmax(l, V, NULL), argmax(ref, V, NULL)); /* F32: the same id */
+        }
+        assert_null(kp_session_logits_borrow(bs[i], rows));
+    }
+    printf("  kp_batch_eval %s: max logit error %.3g of the row's max |logit|\n",
+           flags & KP_EVAL_LOGITS_ALL ? "LOGITS_ALL" : "LOGITS_LAST", worst);
+    assert_true(worst <= LOGIT_TOL);
+    /* the sessions go on from there together, one token each */
+    int32_t next[NS] = {7, 8, 9, 10, 11};
+    assert_int_equal(kp_batch_decode(bs, next, NS, KP_EVAL_LOGITS_LAST), KP_OK);
+    for (int i = 0; i < NS; i++) {
+        assert_int_equal(kp_session_eval(solo[i], &next[i], 1, KP_EVAL_LOGITS_LAST), KP_OK);
+        assert_true(max_rel_err(kp_session_logits_borrow(bs[i], 0), kp_session_logits_borrow(solo[i], 0), V) <=
+                    LOGIT_TOL);
+        kp_session_free(bs[i]);
+        kp_session_free(solo[i]);
+    }
+}
+
+static void test_batch_eval(void **state)
+{
+    (void)state;
+    kp_model *m = su_load("stories260K", 2);
+    if (!m) {
+        skip();
+        return;
+    }
+    eval_case(m, KP_EVAL_LOGITS_LAST);
+    eval_case(m, KP_EVAL_LOGITS_ALL);
+    kp_model_free(m);
+}
+
+static void test_batch_eval_bad(void **state)
+{
+    (void)state;
+    kp_model *m = su_load("stories260K", 1);
+    if (!m) {
+        skip();
+        return;
+    }
+    kp_session *a = new_session(m), *b = new_session(m); /* 64 positions each */
+    int32_t ids[65];
+    for (int i = 0; i < 65; i++)
+        ids[i] = 1 + i;
+    kp_session *ss[2] = {a, b};
+    const int32_t *tp[2] = {ids, ids}, *withnull[2] = {ids, NULL};
+    size_t fits[2] = {3, 64}, over[2] = {3, 65};
+    assert_int_equal(kp_batch_eval(ss, NULL, fits, 2, 0), KP_ERR_INVALID_ARG);
+    assert_int_equal(kp_batch_eval(ss, tp, NULL, 2, 0), KP_ERR_INVALID_ARG);
+    assert_int_equal(kp_batch_eval(ss, withnull, fits, 2, 0), KP_ERR_INVALID_ARG);
+    assert_int_equal(kp_batch_eval(ss, tp, over, 2, KP_EVAL_LOGITS_LAST), KP_ERR_CONTEXT_FULL);
+    assert_non_null(strstr(kp_session_last_error(b), "do not fit"));
+    int32_t bad[2] = {1, 512};
+    const int32_t *tb[2] = {ids, bad};
+    size_t two[2] = {1, 2};
+    assert_int_equal(kp_batch_eval(ss, tb, two, 2, 0), KP_ERR_TOKEN_OUT_OF_RANGE);
+    assert_int_equal(kp_session_n_past(a), 0); /* failed calls changed nothing */
+    assert_int_equal(kp_session_n_past(b), 0);
+    withnull[1] = NULL;
+    size_t none[2] = {2, 0}; /* a NULL array with no tokens is fine */
+    assert_int_equal(kp_batch_eval(ss, withnull, none, 2, KP_EVAL_LOGITS_LAST), KP_OK);
+    assert_int_equal(kp_session_n_past(a), 2);
+    assert_int_equal(kp_batch_eval(ss, tp, fits, 0, 0), KP_OK);
+    kp_session_free(a);
+    kp_session_free(b);
+    kp_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stories260k),     cmocka_unit_test(test_llama_small_f32),
         cmocka_unit_test(test_llama_small_q8_0), cmocka_unit_test(test_qwen2_f16),
         cmocka_unit_test(test_more_than_a_chunk), cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_batch_eval),        cmocka_unit_test(test_batch_eval_bad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
