@@ -227,9 +227,7 @@ static void cpu_kv_store(kp_backend *be, void *cache, kp_kv_type kv_type, const 
     (void)be;
     const size_t len = (size_t)n * (size_t)kv_dim, off = (size_t)pos0 * (size_t)kv_dim;
     if (kv_type == KP_KV_F16) {
-        uint16_t *dst = (uint16_t *)cache + off;
-        for (size_t i = 0; i < len; i++)
-            dst[i] = kp_f32_to_f16(src[i]);
+        kp_cpu_vec_get(kp_cpu_isa())->to_f16((uint16_t *)cache + off, src, len);
     } else {
         memcpy((float *)cache + off, src, len * sizeof(float));
     }

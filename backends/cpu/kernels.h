@@ -32,6 +32,8 @@ typedef struct kp_cpu_vec {
     /* kp_softmax_f32 (lib/vecmath.h), bit for bit: only the max and the divisions are vectors (max is
      * exact in any order; expf and the sum stay scalar and in order) */
     void (*softmax)(float *x, int n);
+    /* dst[i] = kp_f32_to_f16(src[i]), bit for bit (the F16 KV cache's store) */
+    void (*to_f16)(uint16_t *dst, const float *src, size_t n);
 } kp_cpu_vec;
 
 /* Vector primitives for `isa` (the best level at or below it that this build has). */

@@ -1,7 +1,8 @@
-/* Scalar float kernels with llama2.c's arithmetic (run.c: rmsnorm, softmax, RoPE, SwiGLU), and
+/* Scalar float kernels with llama2.c's arithmetic (run.c: rmsnorm, RoPE, SwiGLU), and
  * the scalar attention primitives. Kept in plain C on purpose: these ops are a small share of
  * the time, and matching the reference bit for bit keeps end-to-end comparisons tight. */
 #include <math.h>
+#include <string.h>
 
 #include "simd.h"
 #include "../../lib/vecmath.h"
@@ -18,19 +19,53 @@ void kp_cpu_rmsnorm_row(float *out, const float *x, const float *w, int dim, flo
         out[i] = w[i] * (ss * x[i]);
 }
 
+static float rope_freq(int i, int head_dim, float theta, const float *freq_factors)
+{
+    float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+    return freq_factors ? freq / freq_factors[i] : freq;
+}
+
+/* The frequencies of the last (theta, head_dim, factors) this thread used: a batched decode step
+ * ropes two one-row groups per session and layer, and a powf per pair and call was a percent of
+ * the step, all serial. The factors are compared by value (a freed model's address may come
+ * back with other factors). */
+#define ROPE_MAX_HALF 256
+static _Thread_local struct {
+    float theta;
+    int head_dim, has_factors;
+    float factors[ROPE_MAX_HALF], freq[ROPE_MAX_HALF];
+} rope_memo;
+
+static const float *rope_freqs(int head_dim, float theta, const float *freq_factors)
+{
+    const int half = head_dim / 2;
+    if (half > ROPE_MAX_HALF)
+        return NULL;
+    if (rope_memo.head_dim != head_dim || rope_memo.theta != theta || rope_memo.has_factors != !!freq_factors ||
+        (freq_factors && memcmp(rope_memo.factors, freq_factors, (size_t)half * sizeof *freq_factors))) {
+        for (int i = 0; i < half; i++)
+            rope_memo.freq[i] = rope_freq(i, head_dim, theta, freq_factors);
+        if (freq_factors)
+            memcpy(rope_memo.factors, freq_factors, (size_t)half * sizeof *freq_factors);
+        rope_memo.theta = theta;
+        rope_memo.head_dim = head_dim;
+        rope_memo.has_factors = freq_factors != NULL;
+    }
+    return rope_memo.freq;
+}
+
 void kp_cpu_rope(float *x, int n, int n_heads, int head_dim, int32_t pos0, float theta,
                  const float *freq_factors, kp_rope_style style)
 {
     const int half = head_dim / 2;
     /* NORM pairs (2i, 2i+1); NEOX pairs (i, i + half). Both use frequency index i. */
     const int step = style == KP_ROPE_NEOX ? 1 : 2, other = style == KP_ROPE_NEOX ? half : 1;
+    const float *fr = rope_freqs(head_dim, theta, freq_factors);
     for (int t = 0; t < n; t++) {
         float *row = x + (int64_t)t * n_heads * head_dim;
         const float pos = (float)(pos0 + t);
         for (int i = 0; i < half; i++) {
-            float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
-            if (freq_factors)
-                freq /= freq_factors[i];
+            const float freq = fr ? fr[i] : rope_freq(i, head_dim, theta, freq_factors);
             const float val = pos * freq, fcr = cosf(val), fci = sinf(val);
             for (int h = 0; h < n_heads; h++) {
                 float *v = row + h * head_dim + i * step;
@@ -79,7 +114,13 @@ static void wsum(float *out, const float *att, const void *v, int64_t stride, in
             out[i] += att[p] * elem(v, p * stride + i, f16);
 }
 
-static const kp_cpu_vec vec_scalar = {scores, wsum, kp_softmax_f32};
+static void to_f16(uint16_t *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = kp_f32_to_f16(src[i]);
+}
+
+static const kp_cpu_vec vec_scalar = {scores, wsum, kp_softmax_f32, to_f16};
 
 const kp_cpu_vec *kp_cpu_vec_get(kp_isa isa)
 {

@@ -50,6 +50,8 @@ extern const kp_cpu_wtype kp_cpu_f32_avx2, kp_cpu_f16_avx2, kp_cpu_bf16_avx2, kp
 extern const kp_cpu_wtype kp_cpu_f32_avx512, kp_cpu_f16_avx512, kp_cpu_bf16_avx512;
 extern const kp_cpu_wtype kp_cpu_i8g_avx512_vnni, kp_cpu_bf16_avx512_bf16;
 extern const kp_cpu_vec kp_cpu_vec_avx2, kp_cpu_vec_avx512;
+/* The F16C store of kp_cpu_vec.to_f16 (simd_avx2.c), which the AVX-512 level uses too. */
+void kp_cpu_to_f16_f16c(uint16_t *dst, const float *src, size_t n);
 #endif
 
 #endif

@@ -404,4 +404,24 @@ static void softmax(float *x, int n)
         x[i] /= sum;
 }
 
-const kp_cpu_vec kp_cpu_vec_avx2 = {scores, wsum, softmax};
+/* F16C rounds to nearest even, overflows to infinity and keeps subnormals as kp_f32_to_f16
+ * does; only a NaN's payload differs, so 8 values holding one take the scalar path. As a scalar
+ * loop this store was 3% of a batched decode step with an F16 cache, all of it serial. Shared
+ * with the AVX-512 level. */
+void kp_cpu_to_f16_f16c(uint16_t *dst, const float *src, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(src + i);
+        const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+        if (_mm256_testz_ps(nan, nan))
+            _mm_storeu_si128((__m128i *)(void *)(dst + i), _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+        else
+            for (size_t k = i; k < i + 8; k++)
+                dst[k] = kp_f32_to_f16(src[k]);
+    }
+    for (; i < n; i++)
+        dst[i] = kp_f32_to_f16(src[i]);
+}
+
+const kp_cpu_vec kp_cpu_vec_avx2 = {scores, wsum, softmax, kp_cpu_to_f16_f16c};

@@ -381,4 +381,4 @@ static void softmax(float *x, int n)
         _mm512_mask_storeu_ps(x + i, first_lanes(n - i), _mm512_div_ps(_mm512_maskz_loadu_ps(first_lanes(n - i), x + i), s));
 }
 
-const kp_cpu_vec kp_cpu_vec_avx512 = {scores, wsum, softmax};
+const kp_cpu_vec kp_cpu_vec_avx512 = {scores, wsum, softmax, kp_cpu_to_f16_f16c};

@@ -62,6 +62,31 @@ static void rope_ref(double *x, int n_heads, int hd, double pos, double theta, c
         }
 }
 
+/* The CPU rope keeps the last frequency table per thread: factors changed in place (a freed
+ * model's buffer reused) must not reach it, so the same pointer with new values gives the
+ * rotation of those values, bit for bit equal to a call through another pointer. */
+static void test_rope_factors_memo(void **state)
+{
+    (void)state;
+    test_rng rng = {19};
+    kp_backend *be = new_backend(1);
+    enum { NH = 2, HD = 16, D = NH * HD };
+    float ff[HD / 2], other[HD / 2], x0[D], a[D], b[D], c[D];
+    fill_gauss(&rng, x0, D, 1.0f);
+    for (int i = 0; i < HD / 2; i++)
+        ff[i] = 1.0f + (float)i, other[i] = 8.0f - (float)i / 2;
+    memcpy(a, x0, sizeof a);
+    be->ops->rope(be, a, 1, NH, HD, 50, 1e4f, ff, KP_ROPE_NORM);
+    memcpy(ff, other, sizeof ff); /* same address, new values */
+    memcpy(b, x0, sizeof b);
+    be->ops->rope(be, b, 1, NH, HD, 50, 1e4f, ff, KP_ROPE_NORM);
+    memcpy(c, x0, sizeof c);
+    be->ops->rope(be, c, 1, NH, HD, 50, 1e4f, other, KP_ROPE_NORM);
+    assert_memory_equal(b, c, sizeof b);
+    assert_memory_not_equal(a, b, sizeof a);
+    be->ops->destroy(be);
+}
+
 static void test_rope(void **state)
 {
     (void)state;
@@ -338,6 +363,44 @@ static void test_embedding(void **state)
     be->ops->destroy(be);
 }
 
+/* Every level's F16 store equals kp_f32_to_f16 bit for bit: a sweep over the float bit patterns
+ * (every 997th, both signs), then halfway cases, overflow edges, subnormals and NaN payloads;
+ * odd lengths reach the tails. */
+static void test_to_f16_levels(void **state)
+{
+    (void)state;
+    enum { N = 1 << 16 };
+    float *x = xmalloc(N * 4);
+    uint16_t *got = xmalloc(N * 2);
+    const uint32_t special[] = {0x00000000u, 0x80000000u, 0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc00001u,
+                                0x7f800001u, 0x7fbfffffu, 0x477ff000u, 0x477fefffu, 0x477fe000u, 0x38800000u,
+                                0x387fffffu, 0x33000000u, 0x33000001u, 0x32ffffffu, 0x3f801000u, 0x3f803000u,
+                                0x3f800fffu, 0x00000001u, 0x807fffffu, 0x7f7fffffu};
+    for (int l = 0; l <= (int)kp_cpu_isa_detected(); l++) {
+        const kp_cpu_vec *vec = kp_cpu_vec_get((kp_isa)l);
+        uint64_t checked = 0;
+        for (uint64_t base = 0; base < (1ull << 32); base += (uint64_t)N * 997) {
+            int n = N - (int)(base / 997 / N % 7); /* a different tail each time */
+            for (int i = 0; i < n; i++) {
+                uint32_t u = (uint32_t)(base + (uint64_t)i * 997);
+                if (i < (int)(sizeof special / sizeof *special))
+                    u = special[i] ^ (uint32_t)(base & 0x80000000u);
+                memcpy(&x[i], &u, 4);
+            }
+            vec->to_f16(got, x, (size_t)n);
+            for (int i = 0; i < n; i++)
+                if (got[i] != kp_f32_to_f16(x[i])) {
+                    uint32_t u;
+                    memcpy(&u, &x[i], 4);
+                    fail_msg("level %d: 0x%08x -> 0x%04x, expected 0x%04x", l, u, got[i], kp_f32_to_f16(x[i]));
+                }
+            checked += (uint64_t)n;
+        }
+        printf("  level %s: %llu values\n", kp_isa_name((kp_isa)l), (unsigned long long)checked);
+    }
+    free(x), free(got);
+}
+
 /* KV rows land at pos0..pos0+n-1 and nowhere else; F16 caches hold the nearest half. */
 static void test_kv_store(void **state)
 {
@@ -381,11 +444,13 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rmsnorm),   cmocka_unit_test(test_rmsnorm_threads), cmocka_unit_test(test_rope),
+        cmocka_unit_test(test_rope_factors_memo),
         cmocka_unit_test(test_swiglu),    cmocka_unit_test(test_swiglu_threads),    cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_argmax),
         cmocka_unit_test(test_argmax_special),
         cmocka_unit_test(test_adds),
         cmocka_unit_test(test_embedding), cmocka_unit_test(test_kv_store),
+        cmocka_unit_test(test_to_f16_levels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
