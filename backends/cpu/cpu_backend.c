@@ -63,15 +63,34 @@ static int cpu_supports(kp_backend *be, kp_dtype t)
     return kp_cpu_wtype_get(t) != NULL;
 }
 
+typedef struct embed_ctx {
+    const kp_cpu_wtype *wt;
+    float *out;
+    const kp_tensor *table;
+    const int32_t *ids;
+} embed_ctx;
+
+static void embed_task(void *p, int64_t t0, int64_t t1)
+{
+    const embed_ctx *c = p;
+    for (int64_t t = t0; t < t1; t++)
+        c->wt->dequant_row(c->table, c->ids[t], c->out + t * c->table->ne[0]);
+}
+
+/* Rows split over the threads for a batch: unpacking a packed (R8) row is byte moves, and in a
+ * batched decode step it ran serially with the other threads waiting. */
 static void cpu_embedding(kp_backend *be, float *out, const kp_tensor *table, const int32_t *ids,
                           int n)
 {
-    (void)be;
-    const kp_cpu_wtype *wt = kp_cpu_wtype_for(table);
-    if (!wt)
+    embed_ctx c = {kp_cpu_wtype_for(table), out, table, ids};
+    if (!c.wt || n <= 0)
         return;
-    for (int t = 0; t < n; t++)
-        wt->dequant_row(table, ids[t], out + (int64_t)t * table->ne[0]);
+    const int nt = kp_threadpool_size(pool_of(be));
+    if (n < 2 || nt < 2) {
+        embed_task(&c, 0, n);
+        return;
+    }
+    kp_threadpool_for(pool_of(be), n, (n + nt - 1) / nt, embed_task, &c);
 }
 
 typedef struct rmsnorm_ctx {

@@ -25,15 +25,19 @@ static float rope_freq(int i, int head_dim, float theta, const float *freq_facto
     return freq_factors ? freq / freq_factors[i] : freq;
 }
 
-/* The frequencies of the last (theta, head_dim, factors) this thread used: a batched decode step
- * ropes two one-row groups per session and layer, and a powf per pair and call was a percent of
- * the step, all serial. The factors are compared by value (a freed model's address may come
- * back with other factors). */
+/* The frequencies of the last (theta, head_dim, factors) this thread used, and the cosines and
+ * sines of the last few single positions: a batched decode step ropes q and k of one row per
+ * session in every layer, and a powf and a sincosf per pair and call were 2-3% of the step, all
+ * serial. The factors are compared by value (a freed model's address may come back with other
+ * factors). Same expressions, so the same floats. */
 #define ROPE_MAX_HALF 256
+#define ROPE_SLOTS 16 /* positions, direct-mapped */
 static _Thread_local struct {
     float theta;
     int head_dim, has_factors;
     float factors[ROPE_MAX_HALF], freq[ROPE_MAX_HALF];
+    int32_t pos1[ROPE_SLOTS]; /* position + 1; 0: empty */
+    float cs[ROPE_SLOTS][2][ROPE_MAX_HALF];
 } rope_memo;
 
 static const float *rope_freqs(int head_dim, float theta, const float *freq_factors)
@@ -50,8 +54,20 @@ static const float *rope_freqs(int head_dim, float theta, const float *freq_fact
         rope_memo.theta = theta;
         rope_memo.head_dim = head_dim;
         rope_memo.has_factors = freq_factors != NULL;
+        memset(rope_memo.pos1, 0, sizeof rope_memo.pos1);
     }
     return rope_memo.freq;
+}
+
+static void rope_angles(int half, const float *fr, int head_dim, float theta, const float *freq_factors,
+                        int32_t p, float *c, float *s)
+{
+    const float pos = (float)p;
+    for (int i = 0; i < half; i++) {
+        const float val = pos * (fr ? fr[i] : rope_freq(i, head_dim, theta, freq_factors));
+        c[i] = cosf(val);
+        s[i] = sinf(val);
+    }
 }
 
 void kp_cpu_rope(float *x, int n, int n_heads, int head_dim, int32_t pos0, float theta,
@@ -61,12 +77,29 @@ void kp_cpu_rope(float *x, int n, int n_heads, int head_dim, int32_t pos0, float
     /* NORM pairs (2i, 2i+1); NEOX pairs (i, i + half). Both use frequency index i. */
     const int step = style == KP_ROPE_NEOX ? 1 : 2, other = style == KP_ROPE_NEOX ? half : 1;
     const float *fr = rope_freqs(head_dim, theta, freq_factors);
+    float cbuf[ROPE_MAX_HALF], sbuf[ROPE_MAX_HALF];
     for (int t = 0; t < n; t++) {
         float *row = x + (int64_t)t * n_heads * head_dim;
-        const float pos = (float)(pos0 + t);
+        const int32_t p = pos0 + t;
+        const float *c = cbuf, *s = sbuf;
+        if (fr && n == 1 && p >= 0) { /* a decode row: likely seen by the layer before */
+            const int k = p % ROPE_SLOTS;
+            if (rope_memo.pos1[k] != p + 1) {
+                rope_angles(half, fr, head_dim, theta, freq_factors, p, rope_memo.cs[k][0], rope_memo.cs[k][1]);
+                rope_memo.pos1[k] = p + 1;
+            }
+            c = rope_memo.cs[k][0], s = rope_memo.cs[k][1];
+        } else if (fr) {
+            rope_angles(half, fr, head_dim, theta, freq_factors, p, cbuf, sbuf);
+        }
         for (int i = 0; i < half; i++) {
-            const float freq = fr ? fr[i] : rope_freq(i, head_dim, theta, freq_factors);
-            const float val = pos * freq, fcr = cosf(val), fci = sinf(val);
+            float fcr, fci;
+            if (fr) {
+                fcr = c[i], fci = s[i];
+            } else { /* a head too wide for the tables */
+                const float val = (float)p * rope_freq(i, head_dim, theta, freq_factors);
+                fcr = cosf(val), fci = sinf(val);
+            }
             for (int h = 0; h < n_heads; h++) {
                 float *v = row + h * head_dim + i * step;
                 const float v0 = v[0], v1 = v[other];

@@ -84,6 +84,18 @@ static void test_rope_factors_memo(void **state)
     be->ops->rope(be, c, 1, NH, HD, 50, 1e4f, other, KP_ROPE_NORM);
     assert_memory_equal(b, c, sizeof b);
     assert_memory_not_equal(a, b, sizeof a);
+    /* one-row calls go through a small table of positions (5 and 21 share a slot): each must
+     * equal the same row of a multi-row call, which computes its angles afresh */
+    const int32_t seq[] = {5, 21, 5, 5, 37, 21};
+    for (size_t k = 0; k < sizeof seq / sizeof *seq; k++) {
+        float one[D], many[3 * D];
+        memcpy(one, x0, sizeof one);
+        for (int t = 0; t < 3; t++)
+            memcpy(many + t * D, x0, sizeof x0);
+        be->ops->rope(be, one, 1, NH, HD, seq[k], 1e4f, NULL, KP_ROPE_NEOX);
+        be->ops->rope(be, many, 3, NH, HD, seq[k], 1e4f, NULL, KP_ROPE_NEOX);
+        assert_memory_equal(one, many, sizeof one);
+    }
     be->ops->destroy(be);
 }
 
@@ -322,7 +334,7 @@ static void test_embedding(void **state)
 {
     (void)state;
     test_rng rng = {17};
-    kp_backend *be = new_backend(1);
+    kp_backend *one = new_backend(1), *three = new_backend(3); /* rows split over threads too */
     const int64_t V = 37, D = 20;
     const int G = 4;
     int64_t ne[2] = {D, V};
@@ -347,20 +359,22 @@ static void test_embedding(void **state)
     t[3].group = G;
     const int32_t ids[5] = {0, 36, 5, 5, 17};
     float out[5 * 20];
-    for (int k = 0; k < 4; k++) {
-        be->ops->embedding(be, out, &t[k], ids, 5);
+    for (int k = 0; k < 8; k++) {
+        kp_backend *be = k < 4 ? one : three;
+        be->ops->embedding(be, out, &t[k % 4], ids, 5);
         for (int j = 0; j < 5; j++)
             for (int64_t c = 0; c < D; c++) {
                 int64_t i = ids[j] * D + c;
-                double ref = k == 0 ? f[i]
-                           : k == 1 ? ref_half(h[i])
-                           : k == 2 ? ref_bf16(bf[i])
-                                    : (float)((double)q[i] * s[i / G]);
+                double ref = k % 4 == 0 ? f[i]
+                           : k % 4 == 1 ? ref_half(h[i])
+                           : k % 4 == 2 ? ref_bf16(bf[i])
+                                        : (float)((double)q[i] * s[i / G]);
                 assert_true(out[j * D + c] == ref);
             }
     }
     free(f), free(h), free(bf), free(q), free(s);
-    be->ops->destroy(be);
+    one->ops->destroy(one);
+    three->ops->destroy(three);
 }
 
 /* Every level's F16 store equals kp_f32_to_f16 bit for bit: a sweep over the float bit patterns
