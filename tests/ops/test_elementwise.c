@@ -171,46 +171,38 @@ static void test_swiglu(void **state)
     be->ops->destroy(be);
 }
 
-/* Large enough to be split over the threads: the same floats as one thread, in place too. */
-static void test_swiglu_threads(void **state)
+/* swiglu (op 0) or rmsnorm rows (op 1) of n rows of dim */
+static void split_op(kp_backend *be, int op, float *out, const float *in, const float *up, const float *w, int n,
+                     int dim)
+{
+    if (op == 0)
+        be->ops->swiglu(be, out, in, up, n, dim);
+    else
+        be->ops->rmsnorm(be, out, in, w, n, dim, 1e-5f);
+}
+
+/* Split over the threads once large enough: the same floats as one thread, in place too. */
+static void test_split_ops_threads(void **state)
 {
     (void)state;
     test_rng rng = {15};
     kp_backend *one = new_backend(1), *three = new_backend(3);
-    const int n = 9, dim = 1537;
+    const int n = 11, dim = 1537;
     const size_t len = (size_t)n * dim;
-    float *g = xmalloc(len * 4), *up = xmalloc(len * 4), *a = xmalloc(len * 4), *b = xmalloc(len * 4);
-    fill_gauss(&rng, g, len, 4.0f);
+    float *x = xmalloc(len * 4), *up = xmalloc(len * 4), *w = xmalloc((size_t)dim * 4), *a = xmalloc(len * 4),
+          *b = xmalloc(len * 4);
+    fill_gauss(&rng, x, len, 4.0f);
     fill_gauss(&rng, up, len, 1.0f);
-    one->ops->swiglu(one, a, g, up, n, dim);
-    three->ops->swiglu(three, b, g, up, n, dim);
-    assert_memory_equal(a, b, len * 4);
-    memcpy(b, g, len * 4);
-    three->ops->swiglu(three, b, b, up, n, dim);
-    assert_memory_equal(a, b, len * 4);
-    free(g), free(up), free(a), free(b);
-    one->ops->destroy(one);
-    three->ops->destroy(three);
-}
-
-/* Rows split over threads: the same floats as one thread, in place too. */
-static void test_rmsnorm_threads(void **state)
-{
-    (void)state;
-    test_rng rng = {18};
-    kp_backend *one = new_backend(1), *three = new_backend(3);
-    const int n = 11, dim = 577;
-    const size_t len = (size_t)n * dim;
-    float *x = xmalloc(len * 4), *w = xmalloc((size_t)dim * 4), *a = xmalloc(len * 4), *b = xmalloc(len * 4);
-    fill_gauss(&rng, x, len, 3.0f);
     fill_gauss(&rng, w, (size_t)dim, 1.0f);
-    one->ops->rmsnorm(one, a, x, w, n, dim, 1e-5f);
-    three->ops->rmsnorm(three, b, x, w, n, dim, 1e-5f);
-    assert_memory_equal(a, b, len * 4);
-    memcpy(b, x, len * 4);
-    three->ops->rmsnorm(three, b, b, w, n, dim, 1e-5f);
-    assert_memory_equal(a, b, len * 4);
-    free(x), free(w), free(a), free(b);
+    for (int op = 0; op < 2; op++) {
+        split_op(one, op, a, x, up, w, n, dim);
+        split_op(three, op, b, x, up, w, n, dim);
+        assert_memory_equal(a, b, len * 4);
+        memcpy(b, x, len * 4);
+        split_op(three, op, b, b, up, w, n, dim);
+        assert_memory_equal(a, b, len * 4);
+    }
+    free(x), free(up), free(w), free(a), free(b);
     one->ops->destroy(one);
     three->ops->destroy(three);
 }
@@ -244,6 +236,16 @@ static void test_softmax(void **state)
     assert_true(one[0] == 1.0f);
 }
 
+/* The scan the vector argmax must agree with, including NaNs, infinities and signed zeros. */
+static int32_t argmax_scan(const float *x, int n)
+{
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = i;
+    return best;
+}
+
 static void test_argmax(void **state)
 {
     (void)state;
@@ -257,21 +259,7 @@ static void test_argmax(void **state)
     test_rng rng = {15};
     float x[32000];
     fill_gauss(&rng, x, 32000, 1.0f);
-    int best = 0;
-    for (int i = 1; i < 32000; i++)
-        if ((double)x[i] > (double)x[best])
-            best = i;
-    assert_int_equal(kp_argmax_f32(x, 32000), best);
-}
-
-/* The scan the vector argmax must agree with, including NaNs, infinities and signed zeros. */
-static int32_t argmax_scan(const float *x, int n)
-{
-    int32_t best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best])
-            best = i;
-    return best;
+    assert_int_equal(kp_argmax_f32(x, 32000), argmax_scan(x, 32000));
 }
 
 static void test_argmax_special(void **state)
@@ -457,9 +445,9 @@ static void test_kv_store(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rmsnorm),   cmocka_unit_test(test_rmsnorm_threads), cmocka_unit_test(test_rope),
+        cmocka_unit_test(test_rmsnorm),   cmocka_unit_test(test_rope),
         cmocka_unit_test(test_rope_factors_memo),
-        cmocka_unit_test(test_swiglu),    cmocka_unit_test(test_swiglu_threads),    cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_swiglu),    cmocka_unit_test(test_split_ops_threads),    cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_argmax),
         cmocka_unit_test(test_argmax_special),
         cmocka_unit_test(test_adds),
