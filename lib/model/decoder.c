@@ -143,8 +143,8 @@ kp_status kp_decoder_forward_groups(kp_session *const *ss, const int32_t *const 
 {
     const kp_model *m = ss[0]->m;
     const size_t V = (size_t)m->cfg.n_vocab;
-    row_group g[KP_BATCH];
-    int32_t chunk_ids[KP_BATCH], rows[KP_BATCH], nb = 0, k = 0;
+    row_group g[KP_BATCH] = {{0}};
+    int32_t chunk_ids[KP_BATCH] = {0}, rows[KP_BATCH], nb = 0, k = 0; /* zeroed: gcc -O2 cannot see ng >= 1 */
     /* The first session's buffers hold the chunk: they are sized for KP_BATCH rows and the
      * caller owns every session of the call. */
     kp_acts *a = &ss[0]->a;
