@@ -311,9 +311,10 @@ KP_API const float *kp_session_logits_borrow(const kp_session *s, size_t i);
  * gives its logits, equal to those of kp_session_eval on that session alone up to float
  * rounding (1e-5 relative). Sampling stays with the caller, one sampler per session.
  * The caller must own every session for the call (none in use by another thread); they must be
- * distinct and made from one model. Fails with KP_ERR_INVALID_ARG, KP_ERR_CONTEXT_FULL or
- * KP_ERR_TOKEN_OUT_OF_RANGE before changing any session (the message names the index; the
- * failing session's kp_session_last_error has it too). kp_session_cancel does not stop it: a
+ * distinct and made from one model. Fails with KP_ERR_INVALID_ARG, KP_ERR_CONTEXT_FULL,
+ * KP_ERR_TOKEN_OUT_OF_RANGE or (called from a kp_generate callback on one of them) KP_ERR_BUSY
+ * before changing any session (the message names the index; the failing session's
+ * kp_session_last_error has it too). kp_session_cancel does not stop it: a
  * scheduler drops cancelled sessions from its next batch instead. n == 0 does nothing. */
 KP_API kp_status kp_batch_decode(kp_session *const *sessions, const int32_t *tokens, size_t n,
                                  uint32_t flags);
