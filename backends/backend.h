@@ -18,14 +18,35 @@ typedef enum kp_rope_style {
     KP_ROPE_NEOX = 1  /* rotate (i, i + d/2): Hugging Face rotate_half, qwen2 */
 } kp_rope_style;
 
+/* How a layer's K (or V) cache holds n_ctx positions of n_head_kv heads of head_dim values; each
+ * backend picks the order its attention reads best (kp_backend_ops.kv_layout). */
+typedef enum kp_kv_layout {
+    KP_KV_POS_MAJOR = 0, /* [n_ctx][n_head_kv][head_dim]: a position's heads side by side */
+    KP_KV_HEAD_MAJOR = 1 /* [n_head_kv][n_ctx][head_dim]: a head's positions one forward stream */
+} kp_kv_layout;
+
+typedef struct kp_kv_shape {
+    kp_kv_type type;
+    int32_t n_ctx, n_head_kv, head_dim;
+} kp_kv_shape;
+
+/* Element index of (position p, head h, value i) in a cache of this layout and shape. */
+static inline size_t kp_kv_index(kp_kv_layout layout, const kp_kv_shape *s, int32_t p, int32_t h, int32_t i)
+{
+    if (layout == KP_KV_HEAD_MAJOR)
+        return ((size_t)h * (size_t)s->n_ctx + (size_t)p) * (size_t)s->head_dim + (size_t)i;
+    return ((size_t)p * (size_t)s->n_head_kv + (size_t)h) * (size_t)s->head_dim + (size_t)i;
+}
+
 /* One attention call covers n_tok new query rows at positions pos0 .. pos0+n_tok-1; token t
  * sees cache positions 0 .. pos0+t (causal). */
 typedef struct kp_attn_args {
     float *out;          /* [n_tok][n_head*head_dim] */
     const float *q;      /* [n_tok][n_head*head_dim], already roped */
-    const void *k_cache; /* [n_ctx][n_head_kv*head_dim] of kv_type, this layer */
+    const void *k_cache; /* this layer's, of kv_type, in the backend's kv_layout */
     const void *v_cache; /* same */
     kp_kv_type kv_type;
+    int32_t n_ctx;       /* positions each cache holds */
     int32_t pos0, n_tok;
     int32_t n_head, n_head_kv, head_dim;
     float scale;         /* usually 1/sqrt(head_dim) */
@@ -77,9 +98,10 @@ typedef struct kp_backend_ops {
      * NULL) divides the frequency of pair i (Llama 3.1 scaling). */
     void (*rope)(kp_backend *be, float *x, int n, int n_heads, int head_dim, int32_t pos0,
                  float theta, const float *freq_factors, kp_rope_style style);
-    /* Copies n rows of kv_dim floats into the cache at rows pos0.. (converting to kv_type). */
-    void (*kv_store)(kp_backend *be, void *cache, kp_kv_type kv_type, const float *src, int32_t pos0,
-                     int n, int kv_dim);
+    /* Stores n rows of n_head_kv*head_dim floats as positions pos0.. of the cache (converting
+     * to the shape's type). */
+    void (*kv_store)(kp_backend *be, void *cache, const kp_kv_shape *shape, const float *src, int32_t pos0,
+                     int n);
     void (*attention)(kp_backend *be, const kp_attn_args *a);
     /* Optional: n independent attention calls at once (one per session of a batched decode
      * step), so a backend can spread all their heads over its threads in one go. NULL: the
@@ -87,6 +109,9 @@ typedef struct kp_backend_ops {
     void (*attention_batch)(kp_backend *be, const kp_attn_args *a, int n);
     /* out[i] = silu(gate[i]) * up[i] for n rows of dim; out may equal gate. */
     void (*swiglu)(kp_backend *be, float *out, const float *gate, const float *up, int n, int dim);
+    /* The order of this backend's KV caches. Outside the backend only kv_rows.c (the session
+     * state file's position-major rows) depends on it. */
+    kp_kv_layout kv_layout;
 } kp_backend_ops;
 
 /* A backend may be shared by sessions on several threads: implementations serialize their

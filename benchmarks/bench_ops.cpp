@@ -146,9 +146,10 @@ void bm_attention(benchmark::State &st, kp_isa isa, kp_kv_type kt, int n_head, i
         v = nd(rng);
     const size_t cb = kvf.size() * es;
     std::vector<uint8_t> k(cb * caches), v(cb * caches);
+    const kp_kv_shape shape = {kt, span, n_kv, hd};
     for (int c = 0; c < caches; c++) {
-        g_be->ops->kv_store(g_be, k.data() + c * cb, kt, kvf.data(), 0, span, kv_dim);
-        g_be->ops->kv_store(g_be, v.data() + c * cb, kt, kvf.data(), 0, span, kv_dim);
+        g_be->ops->kv_store(g_be, k.data() + c * cb, &shape, kvf.data(), 0, span);
+        g_be->ops->kv_store(g_be, v.data() + c * cb, &shape, kvf.data(), 0, span);
     }
     kp_attn_args a{};
     a.out = out.data();
@@ -156,6 +157,7 @@ void bm_attention(benchmark::State &st, kp_isa isa, kp_kv_type kt, int n_head, i
     a.k_cache = k.data();
     a.v_cache = v.data();
     a.kv_type = kt;
+    a.n_ctx = span;
     a.pos0 = pos0;
     a.n_tok = n_tok;
     a.n_head = n_head;
@@ -245,8 +247,10 @@ void register_all()
                         {32, 8, 128, 0, 32},
                         /* the 110M benchmark model: decode and the last prompt chunk at 2048 */
                         {12, 12, 64, 2047, 1}, {12, 12, 64, 1536, 512},
-                        /* a decode step of 8 served sessions (30 layers each: 240 cold caches),
-                         * SmolLM2-135M and the 110M model */
+                        /* a decode step of the 110M model at 2048 (its 12 layers: 144 MiB of F32
+                         * K and V from memory), and of 8 served sessions (30 layers each: 240
+                         * cold caches), SmolLM2-135M and the 110M model */
+                        {12, 12, 64, 2047, 1, 12},
                         {9, 3, 64, 69, 1, 240}, {9, 3, 64, 255, 1, 240}, {12, 12, 64, 255, 1, 96}};
     std::vector<kp_isa> vlev = {KP_ISA_SCALAR};
     if (kp_cpu_isa_detected() >= KP_ISA_AVX2)

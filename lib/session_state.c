@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "kv_rows.h"
 #include "session.h"
 
 #define STATE_MAGIC "KPSS"
@@ -31,6 +32,11 @@ static size_t kv_row_bytes(const kp_session *s)
     return (size_t)c->n_head_kv * c->head_dim * (s->kv_type == KP_KV_F16 ? 2 : 4);
 }
 
+static kp_kv_shape kv_shape(const kp_session *s)
+{
+    return (kp_kv_shape){s->kv_type, s->n_ctx, s->m->cfg.n_head_kv, s->m->cfg.head_dim};
+}
+
 typedef struct writer {
     FILE *f;
     uint64_t sum;
@@ -53,8 +59,9 @@ kp_status kp_session_save(const kp_session *s, const char *path)
         return kp_fail(KP_ERR_INVALID_ARG, "kp_session_save: NULL argument");
     const kp_model *m = s->m;
     const kp_model_config *c = &m->cfg;
+    const kp_kv_shape shape = kv_shape(s);
     size_t layer_bytes = (size_t)s->n_past * kv_row_bytes(s);
-    void *stage = kp_alloc(s->alloc, layer_bytes ? layer_bytes : 1);
+    void *stage = kp_alloc(s->alloc, layer_bytes ? 2 * layer_bytes : 1); /* rows, then kv_rows' tmp */
     if (!stage)
         return KP_ERR_OUT_OF_MEMORY;
     state_header h;
@@ -78,7 +85,8 @@ kp_status kp_session_save(const kp_session *s, const char *path)
     put(&w, s->tokens, (size_t)s->n_past * sizeof *s->tokens);
     for (int l = 0; l < c->n_layer && !w.err && !st; l++) {
         for (int kv = 0; kv < 2 && !st; kv++) {
-            st = m->be->ops->download(m->be, stage, kv ? s->v_cache[l] : s->k_cache[l], layer_bytes);
+            st = kp_kv_rows_download(m->be, stage, kv ? s->v_cache[l] : s->k_cache[l], &shape, s->n_past,
+                                     (char *)stage + layer_bytes);
             put(&w, stage, layer_bytes);
         }
     }
@@ -91,7 +99,7 @@ kp_status kp_session_save(const kp_session *s, const char *path)
     if (!st && w.err)
         st = kp_fail(KP_ERR_IO, "cannot write '%s': %s", path, strerror(w.err));
 done:
-    kp_dealloc(s->alloc, stage, layer_bytes ? layer_bytes : 1);
+    kp_dealloc(s->alloc, stage, layer_bytes ? 2 * layer_bytes : 1);
     return st ? kp_session_fail((kp_session *)s, st) : KP_OK;
 }
 
@@ -234,10 +242,11 @@ kp_status kp_session_load(kp_session *s, const char *path)
     }
     /* Pass 2: upload. The session only changes from here on, and nothing below can fail on a
      * valid file except the backend itself. */
+    const kp_kv_shape shape = kv_shape(s);
     size_t layer_bytes = (size_t)h.n_past * kv_row_bytes(s);
-    if (layer_bytes > buf_size) {
+    if (2 * layer_bytes > buf_size) { /* rows, then kv_rows' tmp */
         kp_dealloc(s->alloc, buf, buf_size);
-        buf_size = layer_bytes;
+        buf_size = 2 * layer_bytes;
         if (!(buf = kp_alloc(s->alloc, buf_size))) {
             st = KP_ERR_OUT_OF_MEMORY;
             goto done;
@@ -251,7 +260,8 @@ kp_status kp_session_load(kp_session *s, const char *path)
     for (int l = 0; l < m->cfg.n_layer; l++)
         for (int kv = 0; kv < 2; kv++)
             if ((st = get(f, buf, layer_bytes, path)) ||
-                (st = m->be->ops->upload(m->be, kv ? s->v_cache[l] : s->k_cache[l], buf, layer_bytes)))
+                (st = kp_kv_rows_upload(m->be, kv ? s->v_cache[l] : s->k_cache[l], buf, &shape, h.n_past,
+                                        (char *)buf + layer_bytes)))
                 goto done;
     if (h.has_logits) {
         if ((st = get(f, s->logits, (size_t)V * sizeof(float), path)))

@@ -12,7 +12,7 @@
 
 void kp_cpu_attention_heads(const kp_attn_args *a, const kp_cpu_vec *vec, int h0, int h1)
 {
-    const int hd = a->head_dim, q_dim = a->n_head * hd, kv_dim = a->n_head_kv * hd;
+    const int hd = a->head_dim, q_dim = a->n_head * hd;
     const int group = a->n_head / a->n_head_kv;
     const int64_t span = (int64_t)a->pos0 + a->n_tok;
     const int f16 = a->kv_type == KP_KV_F16;
@@ -24,8 +24,9 @@ void kp_cpu_attention_heads(const kp_attn_args *a, const kp_cpu_vec *vec, int h0
     for (int hs = h0; hs < h1;) {
         const int kvh = hs / group;
         const int he = (kvh + 1) * group < h1 ? (kvh + 1) * group : h1; /* heads [hs, he) */
-        const char *k = (const char *)a->k_cache + (int64_t)kvh * hd * es;
-        const char *v = (const char *)a->v_cache + (int64_t)kvh * hd * es;
+        /* the cache is head-major: this head's positions are rows of hd values */
+        const char *k = (const char *)a->k_cache + (int64_t)kvh * a->n_ctx * hd * es;
+        const char *v = (const char *)a->v_cache + (int64_t)kvh * a->n_ctx * hd * es;
 #define ROW(t, h) (a->scratch + ((int64_t)(h) * tq + ((t) - t0)) * span)
         for (int t0 = 0; t0 < a->n_tok; t0 += tq) {
             const int t1 = t0 + tq < a->n_tok ? t0 + tq : a->n_tok;
@@ -35,7 +36,7 @@ void kp_cpu_attention_heads(const kp_attn_args *a, const kp_cpu_vec *vec, int h0
                     const int np = a->pos0 + t + 1, len = np - p0 < pb ? np - p0 : pb;
                     for (int h = hs; h < he && len > 0; h++)
                         vec->scores(ROW(t, h) + p0, a->q + (int64_t)t * q_dim + (int64_t)h * hd,
-                                    k + (int64_t)p0 * kv_dim * es, kv_dim, len, hd, a->scale, f16);
+                                    k + (int64_t)p0 * hd * es, hd, len, hd, a->scale, f16);
                 }
             for (int t = t0; t < t1; t++)
                 for (int h = hs; h < he; h++)
@@ -45,7 +46,7 @@ void kp_cpu_attention_heads(const kp_attn_args *a, const kp_cpu_vec *vec, int h0
                     const int np = a->pos0 + t + 1, len = np - p0 < pb ? np - p0 : pb;
                     for (int h = hs; h < he && len > 0; h++)
                         vec->wsum(a->out + (int64_t)t * q_dim + (int64_t)h * hd, ROW(t, h) + p0,
-                                  v + (int64_t)p0 * kv_dim * es, kv_dim, len, hd, f16, p0 > 0);
+                                  v + (int64_t)p0 * hd * es, hd, len, hd, f16, p0 > 0);
                 }
         }
 #undef ROW

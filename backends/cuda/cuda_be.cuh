@@ -75,8 +75,7 @@ void kc_add(kp_backend *be, float *y, const float *x, size_t len);
 void kc_swiglu(kp_backend *be, float *out, const float *gate, const float *up, int n, int dim);
 void kc_rope(kp_backend *be, float *x, int n, int n_heads, int head_dim, int32_t pos0, float theta,
              const float *freq_factors, kp_rope_style style);
-void kc_kv_store(kp_backend *be, void *cache, kp_kv_type kv_type, const float *src, int32_t pos0, int n,
-                 int kv_dim);
+void kc_kv_store(kp_backend *be, void *cache, const kp_kv_shape *shape, const float *src, int32_t pos0, int n);
 void kc_attention(kp_backend *be, const kp_attn_args *a);
 
 // ---- memory ops (memory.cu)

@@ -13,10 +13,12 @@ __global__ void kv_store_kernel(void *cache, int f16, const float *src, int64_t 
     }
 }
 
-void kc_kv_store(kp_backend *be, void *cache, kp_kv_type kv_type, const float *src, int32_t pos0, int n,
-                 int kv_dim)
+// Position-major (the ops' kv_layout): the new rows are one contiguous range.
+void kc_kv_store(kp_backend *be, void *cache, const kp_kv_shape *shape, const float *src, int32_t pos0, int n)
 {
     kc_backend *b = kc(be);
+    const int64_t kv_dim = (int64_t)shape->n_head_kv * shape->head_dim;
+    const kp_kv_type kv_type = shape->type;
     const size_t len = (size_t)n * (size_t)kv_dim;
     if (!len)
         return;

@@ -91,6 +91,7 @@ static const kp_backend_ops ops = {
     kc_kv_store,       kc_attention,
     nullptr, /* attention_batch: the decoder makes one attention call per session */
     kc_swiglu,
+    KP_KV_POS_MAJOR,
 };
 
 static kp_status backend_new(const kp_allocator *a, kp_backend **out, char *why, size_t cap)

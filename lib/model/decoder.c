@@ -25,11 +25,12 @@ static void attend_prep(kp_backend *be, const kp_backend_ops *op, const kp_model
     const float *ff = s->m->rope_freqs ? (const float *)s->m->rope_freqs->data : NULL;
     op->rope(be, q, g->n, c->n_head, hd, g->pos, c->rope_theta, ff, c->rope_style);
     op->rope(be, k, g->n, c->n_head_kv, hd, g->pos, c->rope_theta, ff, c->rope_style);
-    op->kv_store(be, s->k_cache[l], s->kv_type, k, g->pos, g->n, kv_dim);
-    op->kv_store(be, s->v_cache[l], s->kv_type, a->v + (size_t)g->row * kv_dim, g->pos, g->n, kv_dim);
+    const kp_kv_shape shape = {s->kv_type, s->n_ctx, c->n_head_kv, hd};
+    op->kv_store(be, s->k_cache[l], &shape, k, g->pos, g->n);
+    op->kv_store(be, s->v_cache[l], &shape, a->v + (size_t)g->row * kv_dim, g->pos, g->n);
     *out = (kp_attn_args){
         .out = a->att + (size_t)g->row * q_dim, .q = q, .k_cache = s->k_cache[l], .v_cache = s->v_cache[l],
-        .kv_type = s->kv_type, .pos0 = g->pos, .n_tok = g->n, .n_head = c->n_head,
+        .kv_type = s->kv_type, .n_ctx = s->n_ctx, .pos0 = g->pos, .n_tok = g->n, .n_head = c->n_head,
         .n_head_kv = c->n_head_kv, .head_dim = hd, .scale = 1.0f / sqrtf((float)hd),
         .scratch = s->a.attn_scratch, .scratch_tokens = s->a.scratch_tokens, /* for the session's context */
     };

@@ -8,6 +8,7 @@
 
 #include "../ops/ops_test.h"
 #include "cuda_test.h"
+#include "lib/kv_rows.h"
 
 static kp_backend *gpu, *cpu;
 static int failures;
@@ -258,21 +259,29 @@ static void test_elementwise(void)
     cpu->ops->swiglu(cpu, ref, x, y, n, dim);
     check_f("swiglu 7 x 1000", got, ref, len, 1e-5);
 
-    /* kv_store, F32 and F16, at an offset */
+    /* kv_store, F32 and F16, at an offset; compared as position-major rows, since each backend
+     * lays its cache out its own way */
     for (int f16 = 0; f16 < 2; f16++) {
         const int kv_dim = 96, pos0 = 5, rows = 20;
+        const kp_kv_shape shape = {f16 ? KP_KV_F16 : KP_KV_F32, rows, 3, 32};
         const size_t es = f16 ? 2 : 4, cbytes = (size_t)rows * kv_dim * es;
-        uint8_t *hc = xmalloc(cbytes), *gc = xmalloc(cbytes);
+        uint8_t *hc = xmalloc(cbytes), *tmp = xmalloc(cbytes);
+        uint8_t *grows = xmalloc(cbytes), *hrows = xmalloc(cbytes);
+        memset(hc, 0, cbytes);
         void *dc = dev_from(gpu, hc, cbytes);
-        gpu->ops->kv_store(gpu, dc, f16 ? KP_KV_F16 : KP_KV_F32, dx, pos0, n, kv_dim);
-        to_host(gpu, gc, dc, cbytes);
-        cpu->ops->kv_store(cpu, hc, f16 ? KP_KV_F16 : KP_KV_F32, x, pos0, n, kv_dim);
-        int same = memcmp(gc, hc, cbytes) == 0;
+        gpu->ops->kv_store(gpu, dc, &shape, dx, pos0, n);
+        cpu->ops->kv_store(cpu, hc, &shape, x, pos0, n);
+        int same = kp_kv_rows_download(gpu, grows, dc, &shape, rows, tmp) == KP_OK &&
+                   kp_kv_rows_download(cpu, hrows, hc, &shape, rows, tmp) == KP_OK &&
+                   memcmp(grows, hrows, cbytes) == 0;
+        free(grows);
+        free(hrows);
+        free(tmp);
         printf("%-4s kv_store %s, 7 rows at position 5\n", same ? "ok" : "FAIL", f16 ? "F16" : "F32");
         failures += !same;
         gpu->ops->buf_free(gpu, dc, cbytes);
         free(hc);
-        free(gc);
+        
     }
 
     /* rope: both styles, with and without frequency factors, head sizes 64 and 128 */
@@ -310,28 +319,31 @@ static void attention_case(int n_head, int n_head_kv, int hd, int pos0, int n_to
 {
     test_rng r = {(uint64_t)(n_head * 131 + hd * 7 + pos0 * 3 + n_tok + f16)};
     const int span = pos0 + n_tok, q_dim = n_head * hd, kv_dim = n_head_kv * hd;
-    const size_t es = f16 ? 2 : 4, cb = (size_t)span * kv_dim * es;
+    const size_t es = f16 ? 2 : 4, cb = (size_t)span * kv_dim * es, fb = (size_t)span * kv_dim * 4;
+    /* each backend stores the same rows in its own cache layout */
+    const kp_kv_shape shape = {f16 ? KP_KV_F16 : KP_KV_F32, span, n_head_kv, hd};
+    float *kf = xmalloc(fb), *vf = xmalloc(fb);
+    for (size_t i = 0; i < (size_t)span * kv_dim; i++)
+        kf[i] = rng_gauss(&r), vf[i] = rng_gauss(&r);
     uint8_t *k = xmalloc(cb), *v = xmalloc(cb);
-    for (size_t i = 0; i < (size_t)span * kv_dim; i++) {
-        float a = rng_gauss(&r), b = rng_gauss(&r);
-        if (f16) {
-            ((uint16_t *)k)[i] = kp_f32_to_f16(a);
-            ((uint16_t *)v)[i] = kp_f32_to_f16(b);
-        } else {
-            ((float *)k)[i] = a;
-            ((float *)v)[i] = b;
-        }
-    }
+    cpu->ops->kv_store(cpu, k, &shape, kf, 0, span);
+    cpu->ops->kv_store(cpu, v, &shape, vf, 0, span);
     float *q = xmalloc((size_t)n_tok * q_dim * 4), *out = xmalloc((size_t)n_tok * q_dim * 4),
           *got = xmalloc((size_t)n_tok * q_dim * 4), *scratch = xmalloc((size_t)n_head * span * 4);
     fill_gauss(&r, q, (size_t)n_tok * q_dim, 1.0f);
-    kp_attn_args a = {out, q, k, v, f16 ? KP_KV_F16 : KP_KV_F32, pos0, n_tok, n_head, n_head_kv, hd,
+    kp_attn_args a = {out, q, k, v, f16 ? KP_KV_F16 : KP_KV_F32, span, pos0, n_tok, n_head, n_head_kv, hd,
                       1.0f / sqrtf((float)hd), scratch, 1};
     cpu->ops->attention(cpu, &a);
     kp_attn_args g = a;
     g.q = dev_from(gpu, q, (size_t)n_tok * q_dim * 4);
-    g.k_cache = dev_from(gpu, k, cb);
-    g.v_cache = dev_from(gpu, v, cb);
+    float *dkf = dev_from(gpu, kf, fb), *dvf = dev_from(gpu, vf, fb);
+    void *dk = dev_from(gpu, k, cb), *dv = dev_from(gpu, v, cb);
+    gpu->ops->kv_store(gpu, dk, &shape, dkf, 0, span);
+    gpu->ops->kv_store(gpu, dv, &shape, dvf, 0, span);
+    gpu->ops->buf_free(gpu, dkf, fb);
+    gpu->ops->buf_free(gpu, dvf, fb);
+    g.k_cache = dk;
+    g.v_cache = dv;
     g.out = dev_floats((size_t)n_tok * q_dim, NAN);
     g.scratch = dev_floats((size_t)n_head * span, 0.0f);
     gpu->ops->attention(gpu, &g);
@@ -345,7 +357,7 @@ static void attention_case(int n_head, int n_head_kv, int hd, int pos0, int n_to
     gpu->ops->buf_free(gpu, (void *)g.v_cache, cb);
     gpu->ops->buf_free(gpu, g.out, (size_t)n_tok * q_dim * 4);
     gpu->ops->buf_free(gpu, g.scratch, (size_t)n_head * span * 4);
-    free(k); free(v); free(q); free(out); free(got); free(scratch);
+    free(kf); free(vf); free(k); free(v); free(q); free(out); free(got); free(scratch);
 }
 
 static void test_attention(void)

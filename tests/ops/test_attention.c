@@ -25,8 +25,10 @@ static const acase CASES[] = {
 
 typedef struct abuf {
     float *q, *out, *scratch, *kf, *vf;
-    void *k, *v; /* cache of the case's type */
+    void *k, *v; /* cache of the case's type, in the backend's layout */
     size_t n_q, n_kv;
+    kp_kv_layout layout;
+    kp_kv_shape shape;
 } abuf;
 
 static void abuf_make(abuf *b, const acase *c, kp_kv_type kt, test_rng *rng, kp_backend *be)
@@ -43,10 +45,14 @@ static void abuf_make(abuf *b, const acase *c, kp_kv_type kt, test_rng *rng, kp_
     fill_gauss(rng, b->kf, b->n_kv, 1.0f);
     fill_gauss(rng, b->vf, b->n_kv, 1.0f);
     size_t es = kt == KP_KV_F16 ? 2 : 4;
-    b->k = xmalloc(b->n_kv * es);
-    b->v = xmalloc(b->n_kv * es);
-    be->ops->kv_store(be, b->k, kt, b->kf, 0, span, kv_dim);
-    be->ops->kv_store(be, b->v, kt, b->vf, 0, span, kv_dim);
+    /* room for 5 positions more than used, as a session's cache has: a head-major cache's heads
+     * are n_ctx rows apart, not span */
+    b->layout = be->ops->kv_layout;
+    b->shape = (kp_kv_shape){kt, span + 5, c->n_head_kv, c->hd};
+    b->k = xmalloc((size_t)(span + 5) * kv_dim * es);
+    b->v = xmalloc((size_t)(span + 5) * kv_dim * es);
+    be->ops->kv_store(be, b->k, &b->shape, b->kf, 0, span);
+    be->ops->kv_store(be, b->v, &b->shape, b->vf, 0, span);
 }
 
 static void abuf_free(abuf *b)
@@ -58,7 +64,7 @@ static kp_attn_args args_for(const acase *c, kp_kv_type kt, abuf *b)
 {
     kp_attn_args a = {
         .out = b->out, .q = b->q, .k_cache = b->k, .v_cache = b->v, .kv_type = kt,
-        .pos0 = c->pos0, .n_tok = c->n_tok, .n_head = c->n_head, .n_head_kv = c->n_head_kv,
+        .n_ctx = b->shape.n_ctx, .pos0 = c->pos0, .n_tok = c->n_tok, .n_head = c->n_head, .n_head_kv = c->n_head_kv,
         .head_dim = c->hd, .scale = 1.0f / sqrtf((float)c->hd), .scratch = b->scratch, .scratch_tokens = TILE,
     };
     return a;
@@ -77,7 +83,7 @@ static double cache_at(const void *cache, kp_kv_type kt, size_t i)
 static void check(const acase *c, kp_kv_type kt, const abuf *b, const kp_attn_args *a,
                   const char *what)
 {
-    const int q_dim = c->n_head * c->hd, kv_dim = c->n_head_kv * c->hd;
+    const int q_dim = c->n_head * c->hd;
     const int group = c->n_head / c->n_head_kv;
     double *att = xmalloc((size_t)(c->pos0 + c->n_tok) * 8);
     for (int t = 0; t < c->n_tok; t++)
@@ -88,7 +94,7 @@ static void check(const acase *c, kp_kv_type kt, const abuf *b, const kp_attn_ar
             for (int p = 0; p < np; p++) {
                 double s = 0, sa = 0;
                 for (int i = 0; i < c->hd; i++) {
-                    double kk = cache_at(b->k, kt, (size_t)p * kv_dim + (size_t)kvh * c->hd + i);
+                    double kk = cache_at(b->k, kt, kp_kv_index(b->layout, &b->shape, p, kvh, i));
                     s += q[i] * kk;
                     sa += fabs(q[i] * kk);
                 }
@@ -101,7 +107,7 @@ static void check(const acase *c, kp_kv_type kt, const abuf *b, const kp_attn_ar
             for (int i = 0; i < c->hd; i++) {
                 double o = 0;
                 for (int p = 0; p < np; p++) {
-                    double vv = cache_at(b->v, kt, (size_t)p * kv_dim + (size_t)kvh * c->hd + i);
+                    double vv = cache_at(b->v, kt, kp_kv_index(b->layout, &b->shape, p, kvh, i));
                     o += att[p] / sum * vv;
                     vmax = fmax(vmax, fabs(vv));
                 }

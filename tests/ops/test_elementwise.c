@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "ops_test.h"
+#include "lib/kv_rows.h"
 
 static const int DIMS[] = {1, 3, 17, 64, 172, 255, 4097};
 
@@ -403,13 +404,15 @@ static void test_to_f16_levels(void **state)
     free(x), free(got);
 }
 
-/* KV rows land at pos0..pos0+n-1 and nowhere else; F16 caches hold the nearest half. */
+/* KV rows land at pos0..pos0+n-1 (where kp_kv_index says for the backend's layout) and nowhere
+ * else; F16 caches hold the nearest half. */
 static void test_kv_store(void **state)
 {
     (void)state;
     test_rng rng = {18};
     kp_backend *be = new_backend(1);
-    const int n_ctx = 10, kv_dim = 24, n = 3, pos0 = 4;
+    const int n_ctx = 10, n_kv = 3, hd = 8, kv_dim = n_kv * hd, n = 3, pos0 = 4;
+    const kp_kv_shape sf = {KP_KV_F32, n_ctx, n_kv, hd}, sh = {KP_KV_F16, n_ctx, n_kv, hd};
     float src[3 * 24];
     fill_gauss(&rng, src, sizeof src / 4, 2.0f);
     src[0] = 1e-6f, src[1] = -70000.0f, src[2] = 0.0f;
@@ -417,11 +420,11 @@ static void test_kv_store(void **state)
     uint16_t ch[10 * 24];
     for (int i = 0; i < n_ctx * kv_dim; i++)
         cf[i] = -1.0f, ch[i] = 0x1234;
-    be->ops->kv_store(be, cf, KP_KV_F32, src, pos0, n, kv_dim);
-    be->ops->kv_store(be, ch, KP_KV_F16, src, pos0, n, kv_dim);
+    be->ops->kv_store(be, cf, &sf, src, pos0, n);
+    be->ops->kv_store(be, ch, &sh, src, pos0, n);
     for (int p = 0; p < n_ctx; p++)
         for (int i = 0; i < kv_dim; i++) {
-            int k = p * kv_dim + i;
+            size_t k = kp_kv_index(be->ops->kv_layout, &sf, p, i / hd, i % hd);
             if (p < pos0 || p >= pos0 + n) {
                 assert_true(cf[k] == -1.0f);
                 assert_int_equal(ch[k], 0x1234);
@@ -439,6 +442,25 @@ static void test_kv_store(void **state)
                 assert_true(isinf(ref_half(ch[k])) && (ref_half(ch[k]) < 0) == (v < 0));
             }
         }
+    /* as position-major rows (the state file's order): the fill, then the stored rows */
+    float rows[7 * 24], tmp[7 * 24];
+    assert_int_equal(kp_kv_rows_download(be, rows, cf, &sf, pos0 + n, tmp), KP_OK);
+    for (int p = 0; p < pos0 + n; p++)
+        for (int i = 0; i < kv_dim; i++)
+            assert_true(rows[p * kv_dim + i] == (p < pos0 ? -1.0f : src[(p - pos0) * kv_dim + i]));
+    uint16_t hrows[7 * 24], htmp[7 * 24], hback[7 * 24];
+    assert_int_equal(kp_kv_rows_download(be, hrows, ch, &sh, pos0 + n, htmp), KP_OK);
+    for (int i = 0; i < n * kv_dim; i++)
+        assert_int_equal(hrows[pos0 * kv_dim + i], ch[kp_kv_index(be->ops->kv_layout, &sh, pos0 + i / kv_dim, i % kv_dim / hd, i % hd)]);
+    /* and back: rows uploaded into a fresh cache come out the same; positions past them untouched */
+    for (int i = 0; i < n_ctx * kv_dim; i++)
+        ch[i] = 0x4321;
+    assert_int_equal(kp_kv_rows_upload(be, ch, hrows, &sh, pos0 + n, htmp), KP_OK);
+    assert_int_equal(kp_kv_rows_download(be, hback, ch, &sh, pos0 + n, htmp), KP_OK);
+    assert_memory_equal(hback, hrows, sizeof hrows);
+    for (int p = pos0 + n; p < n_ctx; p++)
+        for (int i = 0; i < kv_dim; i++)
+            assert_int_equal(ch[kp_kv_index(be->ops->kv_layout, &sh, p, i / hd, i % hd)], 0x4321);
     be->ops->destroy(be);
 }
 
