@@ -461,6 +461,21 @@ static void test_kv_store(void **state)
     for (int p = pos0 + n; p < n_ctx; p++)
         for (int i = 0; i < kv_dim; i++)
             assert_int_equal(ch[kp_kv_index(be->ops->kv_layout, &sh, p, i / hd, i % hd)], 0x4321);
+    /* a position-major backend (CUDA's layout; here the CPU's copies under that name): the rows
+     * are the cache's first bytes, both ways */
+    kp_backend_ops pm_ops = *be->ops;
+    pm_ops.kv_layout = KP_KV_POS_MAJOR;
+    kp_backend pm = *be;
+    pm.ops = &pm_ops;
+    for (int i = 0; i < n_ctx * kv_dim; i++)
+        cf[i] = (float)i;
+    assert_int_equal(kp_kv_rows_download(&pm, rows, cf, &sf, pos0 + n, NULL), KP_OK);
+    assert_memory_equal(rows, cf, sizeof rows);
+    for (int i = 0; i < 7 * kv_dim; i++)
+        rows[i] = -(float)i;
+    assert_int_equal(kp_kv_rows_upload(&pm, cf, rows, &sf, pos0 + n, NULL), KP_OK);
+    assert_memory_equal(cf, rows, sizeof rows);
+    assert_true(cf[7 * kv_dim] == (float)(7 * kv_dim));
     be->ops->destroy(be);
 }
 
