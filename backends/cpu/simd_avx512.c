@@ -297,9 +297,10 @@ scores_blk16(float *att, const float *q, const void *k, int64_t stride, int hd, 
 }
 
 /* `rows` (head sizes 64 and 128, compile-time below) walks each position's row before the
- * next: the loads then run forward through K, which the hardware prefetcher follows. Column
- * steps across 16 rows ran at a third of the memory bandwidth once the cache came from DRAM.
- * Each accumulator gets the same FMAs in the same order either way, so the bits are equal. */
+ * next and prefetches the lines 32 positions ahead. Column steps across 16 rows touch a block's
+ * lines out of order, and the hardware prefetchers stop at page ends (a block of 16 F32 rows of
+ * 64 is a page), so scores read from DRAM at half the plain read rate (cpu-backend.md). Each
+ * accumulator gets the same FMAs in the same order either way, so the bits are equal. */
 static inline __attribute__((always_inline)) void
 scores_run(float *att, const float *q, const void *k, int64_t stride, int np, int hd, float scale,
            int half, int rows)
