@@ -359,8 +359,22 @@ static void cpu_swiglu(kp_backend *be, float *out, const float *gate, const floa
 /* Weights stay in the mapped file, except matrices the R8 kernels serve: those get a packed
  * copy (quant/repack.h; the model then releases the file's pages). Below AVX2 nothing is
  * packed: the scalar code is the reference and gains nothing from the layout. */
+/* Vectors this small (norms, biases) are copied so that nothing keeps the file's pages around
+ * the packed matrices resident: the file is mapped in 2 MiB pieces where the kernel can
+ * (lib/mapfile.c), and a 3 KiB norm read in place maps its whole piece back in. */
+#define SMALL_COPY_BYTES (64 * 1024)
+
 static kp_status cpu_place(kp_backend *be, kp_tensor *t)
 {
+    if (!t->owned && t->data && t->nbytes <= SMALL_COPY_BYTES && t->dtype != KP_DTYPE_I8G) {
+        void *d = kp_alloc(be->alloc, t->nbytes);
+        if (!d)
+            return kp_fail(KP_ERR_OUT_OF_MEMORY, "out of memory copying tensor '%s' (%zu bytes)",
+                           t->name, t->nbytes);
+        memcpy(d, t->data, t->nbytes);
+        t->data = d;
+        return KP_OK;
+    }
     if (kp_cpu_isa() < KP_ISA_AVX2 || !kp_r8_supported(t))
         return KP_OK;
     const size_t bytes = kp_r8_packed_bytes(t);
@@ -375,10 +389,12 @@ static kp_status cpu_place(kp_backend *be, kp_tensor *t)
 
 static void cpu_release(kp_backend *be, kp_tensor *t)
 {
-    if (t->layout != KP_LAYOUT_R8)
-        return;
-    kp_dealloc(be->alloc, t->data, kp_r8_packed_bytes(t));
-    t->layout = KP_LAYOUT_FILE;
+    if (t->layout == KP_LAYOUT_R8) {
+        kp_dealloc(be->alloc, t->data, kp_r8_packed_bytes(t));
+        t->layout = KP_LAYOUT_FILE;
+    } else if (t->data != t->host_data) {
+        kp_dealloc(be->alloc, t->data, t->nbytes);
+    }
 }
 
 static const kp_backend_ops cpu_ops = {
