@@ -35,7 +35,8 @@ kp_status kp_file_map(const char *path, kp_mapped_file *out)
 #ifdef MADV_HUGEPAGE
     /* On a page-cache miss the kernel then reads the file into 2 MiB folios and maps them whole;
      * otherwise our prefaults, a tensor at a time, leave small folios that every later reader of
-     * the file streams 10-30% slower (docs/cpu-backend.md). Advice only: failure changes nothing. */
+     * the file streams up to a third slower (docs/cpu-backend.md). Advice only: failure
+     * changes nothing. */
     (void)madvise(p, (size_t)st.st_size, MADV_HUGEPAGE);
 #endif
     out->data = p;

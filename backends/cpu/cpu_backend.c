@@ -358,10 +358,10 @@ static void cpu_swiglu(kp_backend *be, float *out, const float *gate, const floa
 
 /* Weights stay in the mapped file, except matrices the R8 kernels serve: those get a packed
  * copy (quant/repack.h; the model then releases the file's pages). Below AVX2 nothing is
- * packed: the scalar code is the reference and gains nothing from the layout. */
-/* Vectors this small (norms, biases) are copied so that nothing keeps the file's pages around
- * the packed matrices resident: the file is mapped in 2 MiB pieces where the kernel can
- * (lib/mapfile.c), and a 3 KiB norm read in place maps its whole piece back in. */
+ * packed: the scalar code is the reference and gains nothing from the layout. Vectors up to
+ * SMALL_COPY_BYTES (norms, biases) are copied at every level, so that nothing keeps the file's
+ * pages around packed matrices resident: the file is mapped in 2 MiB pieces where the kernel
+ * can (lib/mapfile.c), and a 3 KiB norm read in place maps its whole piece back in. */
 #define SMALL_COPY_BYTES (64 * 1024)
 
 static kp_status cpu_place(kp_backend *be, kp_tensor *t)
