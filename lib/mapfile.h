@@ -12,7 +12,8 @@ typedef struct kp_mapped_file {
     size_t size;
 } kp_mapped_file;
 
-/* Maps `path`; an empty file maps to (NULL, 0). */
+/* Maps `path` read-only, advised to use huge pages (mapfile.c says why); an empty file maps
+ * to (NULL, 0). */
 kp_status kp_file_map(const char *path, kp_mapped_file *out);
 void kp_file_unmap(kp_mapped_file *f);
 /* Drops the whole pages of [p, p + n), a range of a kp_file_map mapping, from this process's

@@ -14,6 +14,8 @@
 
 #define FILE_BYTES ((size_t)5 << 20) /* spans whole 2 MiB extents */
 
+static uint8_t pattern(size_t i) { return (uint8_t)((i * 131u + (i >> 12)) & 0xff); }
+
 static void write_pattern(char *path)
 {
     int fd = mkstemp(path);
@@ -21,7 +23,7 @@ static void write_pattern(char *path)
     FILE *f = fdopen(fd, "wb");
     assert_non_null(f);
     for (size_t i = 0; i < FILE_BYTES; i++)
-        fputc((int)((i * 131u + (i >> 12)) & 0xff), f);
+        fputc(pattern(i), f);
     assert_int_equal(fclose(f), 0);
 }
 
@@ -34,11 +36,11 @@ static void maps_the_bytes(void **state)
     assert_int_equal(kp_file_map(path, &m), KP_OK);
     assert_int_equal(m.size, FILE_BYTES);
     for (size_t i = 0; i < FILE_BYTES; i += 4093)
-        assert_int_equal(m.data[i], (uint8_t)((i * 131u + (i >> 12)) & 0xff));
+        assert_int_equal(m.data[i], pattern(i));
     /* both are advice over the mapping: the bytes read afterwards are the file's */
     kp_file_map_prefault(m.data + 100, FILE_BYTES - 200);
     kp_file_map_release(m.data + 4096, 3 * 4096);
-    assert_int_equal(m.data[5000], (uint8_t)((5000u * 131u + 1) & 0xff));
+    assert_int_equal(m.data[5000], pattern(5000));
     kp_file_unmap(&m);
     assert_null(m.data);
     assert_int_equal(m.size, 0);
